@@ -1,0 +1,22 @@
+import os
+import os.path as osp
+import sys
+
+import pytest
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+# tools/ holds the dataset generator and converters that tests import.
+sys.path.insert(0, osp.join(ROOT, 'tools'))
+
+
+def pytest_configure(config):
+    config.addinivalue_line('markers', 'e2e: end-to-end training/evaluation runs (slower)')
+
+
+@pytest.fixture(scope='session')
+def golden_dir() -> str:
+    """The folder of the authors' reference outputs (``VISATTN_GOLDEN_DIR``)."""
+    path = os.environ.get('VISATTN_GOLDEN_DIR', osp.join(ROOT, '..', 'shared', 'golden'))
+    if not osp.isdir(path):
+        pytest.fail(f'golden folder {path} not found; set VISATTN_GOLDEN_DIR')
+    return path

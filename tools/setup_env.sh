@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Install the pinned OpenMMLab stack and visattn_mm (editable) into a virtual environment.
+#
+#   bash tools/setup_env.sh              # creates/updates $VISATTN_MM_VENV
+#
+# Environment variables (all optional):
+#   VISATTN_MM_VENV        where the environment lives  (default: ~/.cache/visattn_mm/venv)
+#   VISATTN_MM_WHEELS      wheel cache for the mmcv build (default: ~/.cache/visattn_mm/wheels)
+#   VISATTN_MM_FIND_LINKS  extra folders with prebuilt wheels, ':'-separated (e.g. a prebuilt
+#                          mmcv-2.1.0 wheel); ../shared/wheels beside the clone is used when present
+#   PYTHON                 the interpreter that creates the venv (default: python3, must be 3.11)
+#
+# Idempotent: a second run with everything in place only checks versions (seconds).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${VISATTN_MM_VENV:-$HOME/.cache/visattn_mm/venv}"
+WHEELS="${VISATTN_MM_WHEELS:-$HOME/.cache/visattn_mm/wheels}"
+PYTHON="${PYTHON:-python3}"
+
+TORCH=2.13.0
+TORCHVISION=0.28.0
+MMCV=2.1.0
+# Runtime setuptools: torch 2.13 wants >=77.0.3; mmengine/mim import pkg_resources (removed in 82).
+SETUPTOOLS_RUNTIME='setuptools>=77.0.3,<82'
+# mmcv 2.1.0's setup.py needs an older setuptools to build.
+SETUPTOOLS_BUILD='setuptools<70'
+PINNED=(mmengine==0.10.7 mmdet==3.3.0 mmsegmentation==1.2.2 mmpretrain==1.2.0 openmim==0.3.9)
+# What mmdet/mmseg/mmpretrain/openmim need at run time, installed without their broken pins.
+RUNTIME_DEPS=(six tqdm pycocotools shapely terminaltables scipy matplotlib prettytable einops
+              importlib_metadata modelindex mat4py opencv-python click colorama model-index pandas
+              rich tabulate requests addict yapf termcolor pyyaml packaging pillow pytest ftfy regex)
+
+log() { printf '[setup_env] %s\n' "$*"; }
+
+find_links=("$WHEELS")
+[ -d "$ROOT/../shared/wheels" ] && find_links+=("$(cd "$ROOT/../shared/wheels" && pwd)")
+if [ -n "${VISATTN_MM_FIND_LINKS:-}" ]; then
+  IFS=':' read -r -a extra <<< "$VISATTN_MM_FIND_LINKS"
+  find_links+=("${extra[@]}")
+fi
+fl_args=()
+for d in "${find_links[@]}"; do fl_args+=(--find-links "$d"); done
+
+mkdir -p "$WHEELS"
+if [ ! -x "$VENV/bin/python" ]; then
+  log "creating venv at $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+PY="$VENV/bin/python"
+
+# Fast path: everything already at the pinned versions and importable.
+check() {
+  "$PY" - "$ROOT" <<'PY' 2>/dev/null
+import sys, importlib.metadata as md
+want = {'torch': '2.13.0', 'torchvision': '0.28.0', 'mmengine': '0.10.7', 'mmcv': '2.1.0',
+        'mmdet': '3.3.0', 'mmsegmentation': '1.2.2', 'mmpretrain': '1.2.0', 'openmim': '0.3.9'}
+for name, ver in want.items():
+    got = md.version(name)
+    if got != ver:  # a '+cpu' torch has no matching torchvision
+        sys.exit(f'{name} {got} != {ver}')
+import mmcv.ops, torchvision.ops, visattn_mm  # compiled ops and the package itself
+if not visattn_mm.__file__.startswith(sys.argv[1]):
+    sys.exit('visattn_mm is installed from another tree')
+PY
+}
+if check; then
+  log "environment at $VENV is complete"
+  exit 0
+fi
+
+# Pip as configured on the machine but without a local find-links folder: a local '+cpu' torch
+# would sort above the registry's 2.13.0 and has no torchvision to match.
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+pip_() { PIP_FIND_LINKS= "$PY" -m pip install --no-input "$@"; }
+
+"$PY" -m pip install --no-input -q --upgrade pip >/dev/null
+
+have() { "$PY" -c "import importlib.metadata as m,sys; sys.exit(m.version('$1')!='$2')" 2>/dev/null; }
+
+if ! have torch "$TORCH" || ! have torchvision "$TORCHVISION"; then
+  log "installing torch $TORCH + torchvision $TORCHVISION (a few GB on the first run)"
+  PIP_CONFIG_FILE=/dev/null pip_ "torch==$TORCH" "torchvision==$TORCHVISION"
+fi
+
+if ! have mmcv "$MMCV"; then
+  if ! ls "$WHEELS"/mmcv-"$MMCV"-*.whl >/dev/null 2>&1 && \
+     ! for d in "${find_links[@]}"; do ls "$d"/mmcv-"$MMCV"-*.whl 2>/dev/null; done | grep -q .; then
+    log "building mmcv $MMCV with compiled ops into $WHEELS (about 45 minutes on 2 cores, once)"
+    pip_ "$SETUPTOOLS_BUILD" wheel ninja psutil
+    MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" PIP_FIND_LINKS= \
+      "$PY" -m pip wheel --no-input --no-deps --no-build-isolation -w "$WHEELS" "mmcv==$MMCV"
+  fi
+  log "installing mmcv $MMCV from the wheel cache"
+  pip_ "${fl_args[@]}" --no-index --no-deps "mmcv==$MMCV"
+fi
+
+log "installing the OpenMMLab packages"
+pip_ -q "$SETUPTOOLS_RUNTIME" "${RUNTIME_DEPS[@]}" "numpy<2.4"
+pip_ -q --no-deps "${PINNED[@]}"
+pip_ -q --no-deps --no-build-isolation -e "$ROOT"
+
+if ! check; then
+  log "the environment is incomplete after installing; see the messages above"
+  "$PY" -c "import mmcv.ops, torchvision.ops, visattn_mm"
+  exit 1
+fi
+log "done: activate with 'source $VENV/bin/activate'"
