@@ -28,7 +28,7 @@ SETUPTOOLS_BUILD='setuptools<70'
 PINNED=(mmengine==0.10.7 mmdet==3.3.0 mmsegmentation==1.2.2 mmpretrain==1.2.0 openmim==0.3.9)
 # What mmdet/mmseg/mmpretrain/openmim need at run time, installed without their broken pins.
 RUNTIME_DEPS=(six tqdm pycocotools shapely terminaltables scipy matplotlib prettytable einops
-              importlib_metadata modelindex mat4py opencv-python click colorama model-index pandas
+              importlib_metadata modelindex mat4py "opencv-python<5" click colorama model-index pandas
               rich tabulate requests addict yapf termcolor pyyaml packaging pillow pytest ftfy regex)
 
 log() { printf '[setup_env] %s\n' "$*"; }

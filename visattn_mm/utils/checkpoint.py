@@ -4,14 +4,35 @@ torch >= 2.6 refuses to unpickle anything but tensors and plain containers unles
 allowed. mmengine 0.10.7 calls ``torch.load`` without ``weights_only``, so resuming, ``load_from``
 and ``mim test --checkpoint`` fail on the message hub (``HistoryBuffer``) and the numpy values it
 holds. Instead of switching the safety off for every file, we allow exactly those types.
+
+``HistoryBuffer`` pickles its statistics methods as ``getattr(HistoryBuffer, 'min')``. Allowing
+the real ``builtins.getattr`` would let a crafted file reach any attribute of any allowed object
+(e.g. ``ndarray.tofile``), so the name ``builtins.getattr`` is mapped to a getattr that only
+returns HistoryBuffer's registered statistics methods.
 """
+import pickle
+
 import torch
 
 _allowed = False
 
 
+def _history_buffer_getattr(obj, name: str):
+    """``getattr`` restricted to what a pickled HistoryBuffer needs."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    # the built-in statistics (registered lazily, on the first instance) and any custom ones
+    methods = {'min', 'max', 'current', 'mean', *HistoryBuffer._statistics_methods}
+    if obj is HistoryBuffer and name in methods:
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(
+        f'refusing getattr({obj!r}, {name!r}) while loading a checkpoint: only the '
+        f'HistoryBuffer statistics methods {sorted(methods)} are allowed. '
+        'Load files you trust with torch.load(..., weights_only=False).')
+
+
 def runner_checkpoint_globals() -> list:
-    """The non-tensor types that an mmengine 0.10.7 Runner checkpoint holds."""
+    """The non-tensor globals that an mmengine 0.10.7 Runner checkpoint refers to."""
     import numpy as np
     from mmengine.logging.history_buffer import HistoryBuffer
 
@@ -20,12 +41,13 @@ def runner_checkpoint_globals() -> list:
     except ImportError:  # pragma: no cover - numpy 1.x
         from numpy.core.multiarray import _reconstruct, scalar
     dtype_classes = [type(np.dtype(t)) for t in
-                     (np.float64, np.float32, np.int64, np.int32, np.bool_)]
-    return [HistoryBuffer, _reconstruct, scalar, np.ndarray, np.dtype, *dtype_classes]
+                     (np.float64, np.float32, np.float16, np.int64, np.int32, np.uint8, np.bool_)]
+    return [HistoryBuffer, _reconstruct, scalar, np.ndarray, np.dtype, *dtype_classes,
+            (_history_buffer_getattr, 'builtins.getattr')]
 
 
 def allow_runner_checkpoints() -> None:
-    """Register the types once per process (idempotent)."""
+    """Register the globals once per process (idempotent)."""
     global _allowed
     if _allowed:
         return
