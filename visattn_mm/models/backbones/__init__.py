@@ -1,1 +1,3 @@
-__all__ = []
+from .fcvit import FCViT
+
+__all__ = ['FCViT']

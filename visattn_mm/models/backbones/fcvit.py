@@ -1,0 +1,375 @@
+"""FCViT: query-irrelevant global context fused into large-kernel depthwise convolutions.
+
+"A Close Look at Spatial Modeling: From Attention to Convolution" (Ma et al., arXiv 2212.12552);
+released code: github.com/ma-xu/FCViT (``models/fcvit.py``). The paper's observation is that the
+attention maps of a trained ViT hardly depend on the query, so a single *global context* per image
+(the mean token) can replace the query-key product. FCViT adds a context-weighted copy of that
+context to the tokens and lets static depthwise and pointwise convolutions do the spatial mixing.
+
+Layout (MetaFormer, four stages at strides 4/8/16/32)::
+
+    stem (7x7/4 conv + BN) -> stage 0 -> down (3x3/2 conv + BN) -> stage 1 -> down -> stage 2
+    -> down -> stage 3;  block: x + ls1 * TokenMixer(GN(x)),  x + ls2 * ChannelMixer(GN(x))
+
+Only the released configuration is built (two context rounds, 11x11 kernels, weighted context with
+8 heads, the competing context vector); the released code's unused options are left out.
+"""
+import math
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.utils.checkpoint as cp
+from mmcv.cnn import build_norm_layer
+from mmcv.cnn.bricks import DropPath
+from mmengine.model import BaseModule
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from visattn_mm.registry import MODELS
+
+
+class GlobalContext(nn.Module):
+    """Weighted query-irrelevant global context (paper Sec. 4; released ``GlobalContext``).
+
+    With ``g = mean_HW(x)`` split head-major into ``heads`` groups of ``d = C / heads`` channels:
+
+    1. similarity ``s[b, k, p] = <x[b, k, :, p], g[b, k, :]> / sqrt(d)``  (no softmax);
+    2. standardised per sample over all heads and positions: ``(s - mean) / (std + eps)``
+       with the unbiased std, then a per-head affine ``s * w_k + b_k``;
+    3. context vector by competition: ``c = fc_out(max(fc_compete(g) split in two halves))``;
+    4. output ``gc[b, k*d + j, p] = s[b, k, p] * c[b, k*d + j]``.
+
+    Args:
+        dim (int): Channels C; divisible by ``heads`` and ``reduction``.
+        heads (int): Context heads. Defaults to 8.
+        reduction (int): Bottleneck ratio of the context vector. Defaults to 8.
+        eps (float): Added to the std. Defaults to 1e-5.
+    """
+
+    def __init__(self, dim: int, heads: int = 8, reduction: int = 8, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.heads = heads
+        self.scale = (dim // heads) ** -0.5
+        self.eps = eps
+        # "Compete to compute": two candidate vectors of C/r, element-wise max, no activation.
+        self.fc_compete = nn.Linear(dim, 2 * (dim // reduction))
+        self.fc_out = nn.Linear(dim // reduction, dim)
+        self.sim_weight = nn.Parameter(torch.ones(heads))
+        self.sim_bias = nn.Parameter(torch.zeros(heads))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, C, H, W) -> context map (B, C, H, W)."""
+        B, C, H, W = x.shape
+        tokens = x.reshape(B, self.heads, C // self.heads, H * W)        # (B, h, d, N)
+        g = tokens.mean(dim=-1, keepdim=True)                           # (B, h, d, 1)
+        # 1. token-to-context similarity as one batched matmul
+        sim = torch.matmul(g.transpose(-1, -2), tokens).squeeze(2)      # (B, h, N)
+        sim = sim * self.scale
+        # 2. standardise per sample (heads and positions together), then per-head affine
+        std, mean = torch.std_mean(sim, dim=(1, 2), keepdim=True)
+        sim = (sim - mean) / (std + self.eps)
+        sim = sim * self.sim_weight[:, None] + self.sim_bias[:, None]  # (B, h, N)
+        # 3. context vector: maxout over the two halves of the bottleneck
+        c = self.fc_compete(g.reshape(B, C)).reshape(B, 2, -1)         # (B, 2, C/r)
+        c = self.fc_out(c.amax(dim=1))                                  # (B, C)
+        # 4. weight the context vector by each position's similarity
+        gc = sim.unsqueeze(2) * c.reshape(B, self.heads, -1, 1)        # (B, h, d, N)
+        return gc.reshape(B, C, H, W)
+
+
+class ContextConv(nn.Module):
+    """One round of the token mixer: ``GELU(PW(GELU(PW(DW(x + GC(x))))))``.
+
+    Args:
+        dim (int): Channels C.
+        kernel_size (int): Depthwise kernel (11 in all released variants).
+        hidden (int): Pointwise bottleneck width ``m = max(C / 8, 16)``.
+        heads (int), reduction (int): See :class:`GlobalContext`.
+    """
+
+    def __init__(self, dim: int, kernel_size: int, hidden: int, heads: int,
+                 reduction: int) -> None:
+        super().__init__()
+        self.context = GlobalContext(dim, heads, reduction)
+        self.dwconv = nn.Conv2d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
+        self.pw_reduce = nn.Conv2d(dim, hidden, 1)
+        self.pw_expand = nn.Conv2d(hidden, dim, 1)
+        self.act = nn.GELU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, C, H, W) -> (B, C, H, W)."""
+        x = self.dwconv(x + self.context(x))  # context integrated before the static conv
+        return self.act(self.pw_expand(self.act(self.pw_reduce(x))))
+
+
+class TokenMixer(nn.Module):
+    """Two context-conv rounds in sequence, no inner residual (the block adds it)."""
+
+    def __init__(self, dim: int, kernel_size: int = 11, heads: int = 8, reduction: int = 8,
+                 rounds: int = 2) -> None:
+        super().__init__()
+        hidden = max(dim // 8, 16)
+        self.rounds = nn.Sequential(*[
+            ContextConv(dim, kernel_size, hidden, heads, reduction) for _ in range(rounds)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.rounds(x)
+
+
+class ChannelMixer(nn.Module):
+    """``fc2(GELU(DW3x3(fc1(x))))``: a 1x1 MLP with a 3x3 depthwise conv before the activation.
+
+    Args:
+        dim (int): Channels C.
+        hidden (int): Hidden channels ``mlp_ratio * C``.
+    """
+
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Conv2d(dim, hidden, 1)
+        self.dwconv = nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Conv2d(hidden, dim, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.dwconv(self.fc1(x))))
+
+
+class FCViTBlock(nn.Module):
+    """MetaFormer block: pre-norm token and channel mixers, each with layer scale and drop path.
+
+    Args:
+        dim (int): Channels C.
+        mlp_ratio (float): Hidden ratio of the channel mixer.
+        mixer_cfg (dict): Keyword arguments of :class:`TokenMixer`.
+        norm_cfg (dict): Norm of both branches (GroupNorm with one group in the release).
+        drop_path (float): Stochastic depth rate of this block.
+        layer_scale_init_value (float): Initial per-channel branch scale.
+    """
+
+    def __init__(self, dim: int, mlp_ratio: float, mixer_cfg: dict, norm_cfg: dict,
+                 drop_path: float = 0.0, layer_scale_init_value: float = 1e-5) -> None:
+        super().__init__()
+        self.norm1 = build_norm_layer(norm_cfg, dim)[1]
+        self.token_mixer = TokenMixer(dim, **mixer_cfg)
+        self.norm2 = build_norm_layer(norm_cfg, dim)[1]
+        self.channel_mixer = ChannelMixer(dim, int(dim * mlp_ratio))
+        self.layer_scale_1 = nn.Parameter(torch.full((dim,), layer_scale_init_value))
+        self.layer_scale_2 = nn.Parameter(torch.full((dim,), layer_scale_init_value))
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, C, H, W) -> (B, C, H, W)."""
+        # 1-D scales, as released (and so they count as flat, no-decay parameters)
+        x = x + self.drop_path(self.layer_scale_1[:, None, None] * self.token_mixer(self.norm1(x)))
+        return x + self.drop_path(
+            self.layer_scale_2[:, None, None] * self.channel_mixer(self.norm2(x)))
+
+
+class ConvBN(nn.Sequential):
+    """Overlapping patch embedding: ``BN(Conv(k, stride, pad=k//2))`` (stem and downsamples)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
+                 stride: int) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(in_channels, out_channels, kernel_size, stride, kernel_size // 2)
+        self.norm = nn.BatchNorm2d(out_channels)
+
+
+def released_init(m: nn.Module) -> None:
+    """The released initialisation: convs N(0, 2 / fan_out) with ``fan_out = k*k*out/groups``
+    (which torch's Kaiming does not divide by groups), linears truncated N(0, 0.02), zero biases."""
+    if isinstance(m, nn.Conv2d):
+        fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
+        nn.init.normal_(m.weight, 0, math.sqrt(2.0 / fan_out))
+    elif isinstance(m, nn.Linear):
+        nn.init.trunc_normal_(m.weight, std=0.02)
+    else:
+        return
+    if m.bias is not None:
+        nn.init.zeros_(m.bias)
+
+
+@MODELS.register_module()
+class FCViT(BaseModule):
+    """FCViT backbone (tiny / B12 / B24 / B48), exact to the released ``fcvit_*`` models.
+
+    Outputs are the raw stage maps passed through one norm each (``norm{i}``, GroupNorm(1, C)):
+    for dense tasks take ``out_indices=(0, 1, 2, 3)``; for classification ``out_indices=(3,)``,
+    whose ``norm3`` is the released head's GroupNorm before global average pooling.
+
+    Args:
+        arch (str | dict): A name in ``arch_zoo`` or a dict with ``depths``, ``widths`` and
+            ``mlp_ratios`` (four entries each), optionally ``kernel_size`` (11), ``gc_heads`` (8)
+            and ``gc_reduction`` (8). Defaults to ``'b12'``.
+        in_channels (int): Input channels. Defaults to 3.
+        out_indices (int | Sequence[int]): Stages to output, 0..3 (strides 4, 8, 16, 32);
+            negatives count from the end. Outputs come in stage order. Defaults to ``(3,)``.
+        norm_cfg (dict): Norm of the blocks and of each output.
+            Defaults to ``dict(type='GN', num_groups=1)``.
+        frozen_stages (int): -1 freezes nothing; ``i >= 0`` freezes (no gradients, eval mode) the
+            stem, stages ``0..i``, the downsamples feeding stages ``1..i`` and the output norms of
+            stages ``0..i``. Defaults to -1.
+        norm_eval (bool): Keep the BatchNorms (stem, downsamples) in eval mode while training.
+            Defaults to False.
+        with_cp (bool): Recompute each block in backward (saves memory) when the input requires
+            grad. Defaults to False.
+        drop_path_rate (float): Stochastic depth, linear over the global block index from 0 to
+            this value. Defaults to 0.
+        layer_scale_init_value (float): Initial layer scale. Defaults to 1e-5.
+        init_cfg (dict | list[dict], optional): mmengine init config, e.g.
+            ``dict(type='Pretrained', checkpoint=..., prefix='backbone.')``. Without one the
+            released initialisation is applied at construction.
+
+    Input ``(B, in_channels, H, W)``, any ``H, W >= 1``; output ``i`` is
+    ``(B, widths[i], ceil(H / 2**(i+2)), ceil(W / 2**(i+2)))``.
+    """
+
+    arch_zoo: Dict[str, dict] = {
+        **dict.fromkeys(['t', 'tiny'], {'depths': [3, 3, 5, 2],  'widths': [32, 64, 160, 320],
+                                        'mlp_ratios': [8, 8, 4, 4]}),
+        **dict.fromkeys(['s12', 'b12'], {'depths': [2, 2, 6, 2],  'widths': [64, 128, 320, 512],
+                                         'mlp_ratios': [8, 8, 4, 4]}),
+        'b24':                          {'depths': [4, 4, 12, 4], 'widths': [64, 128, 320, 512],
+                                         'mlp_ratios': [8, 8, 4, 4]},
+        'b48':                          {'depths': [8, 8, 24, 8], 'widths': [64, 128, 320, 512],
+                                         'mlp_ratios': [8, 8, 4, 4]},
+    }
+    essential_keys = {'depths', 'widths', 'mlp_ratios'}
+    optional_keys = {'kernel_size': 11, 'gc_heads': 8, 'gc_reduction': 8}
+    num_stages = 4
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'b12',
+                 in_channels: int = 3,
+                 out_indices: Union[int, Sequence[int]] = (3,),
+                 norm_cfg: Optional[dict] = None,
+                 frozen_stages: int = -1,
+                 norm_eval: bool = False,
+                 with_cp: bool = False,
+                 drop_path_rate: float = 0.0,
+                 layer_scale_init_value: float = 1e-5,
+                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.arch_settings = self._parse_arch(arch)
+        depths = self.arch_settings['depths']
+        widths = self.arch_settings['widths']
+        norm_cfg = dict(type='GN', num_groups=1) if norm_cfg is None else norm_cfg
+        if not -1 <= frozen_stages < self.num_stages:
+            raise ValueError(f'frozen_stages must be in -1..{self.num_stages - 1} '
+                             f'(-1 freezes nothing), got {frozen_stages}')
+        self.in_channels = in_channels
+        self.out_indices = self._parse_out_indices(out_indices)
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        self.with_cp = with_cp
+
+        mixer_cfg = dict(kernel_size=self.arch_settings['kernel_size'],
+                         heads=self.arch_settings['gc_heads'],
+                         reduction=self.arch_settings['gc_reduction'])
+        dpr = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        self.stem = ConvBN(in_channels, widths[0], 7, 4)
+        self.downsamples = nn.ModuleList(
+            ConvBN(widths[i], widths[i + 1], 3, 2) for i in range(self.num_stages - 1))
+        self.stages = nn.ModuleList()
+        for i, (depth, width) in enumerate(zip(depths, widths)):
+            start = sum(depths[:i])
+            self.stages.append(nn.Sequential(*[
+                FCViTBlock(width, self.arch_settings['mlp_ratios'][i], mixer_cfg, norm_cfg,
+                           dpr[start + j], layer_scale_init_value) for j in range(depth)]))
+        for i in self.out_indices:
+            self.add_module(f'norm{i}', build_norm_layer(norm_cfg, widths[i])[1])
+
+        self.apply(released_init)
+        self._freeze_stages()
+
+    # ---------------------------------------------------------------- arguments
+    @classmethod
+    def _parse_arch(cls, arch: Union[str, dict]) -> dict:
+        if isinstance(arch, str):
+            if arch.lower() not in cls.arch_zoo:
+                raise ValueError(f'unknown FCViT arch {arch!r}; choose one of '
+                                 f'{sorted(cls.arch_zoo)} or pass a dict')
+            arch = cls.arch_zoo[arch.lower()]
+        elif not isinstance(arch, dict):
+            raise TypeError(f'arch must be a str or a dict, got {type(arch).__name__}')
+        missing = cls.essential_keys - set(arch)
+        unknown = set(arch) - cls.essential_keys - set(cls.optional_keys)
+        if missing or unknown:
+            raise ValueError(f'arch dict: missing keys {sorted(missing)}, unknown keys '
+                             f'{sorted(unknown)}; required {sorted(cls.essential_keys)}, '
+                             f'optional {sorted(cls.optional_keys)}')
+        settings = {**cls.optional_keys, **arch}
+        for key in cls.essential_keys:
+            if len(settings[key]) != cls.num_stages:
+                raise ValueError(f'arch[{key!r}] needs {cls.num_stages} entries, '
+                                 f'got {settings[key]}')
+        for width in settings['widths']:
+            if width % settings['gc_heads'] or width % settings['gc_reduction']:
+                raise ValueError(f'every width must be divisible by gc_heads '
+                                 f'({settings["gc_heads"]}) and gc_reduction '
+                                 f'({settings["gc_reduction"]}); got widths {settings["widths"]}')
+        return settings
+
+    @classmethod
+    def _parse_out_indices(cls, out_indices: Union[int, Sequence[int]]) -> Tuple[int, ...]:
+        if isinstance(out_indices, int):
+            out_indices = (out_indices,)
+        n = cls.num_stages
+        result = set()
+        for index in out_indices:
+            if not isinstance(index, int) or not -n <= index < n:
+                raise ValueError(f'out_indices must be stage indices in {-n}..{n - 1} '
+                                 f'(0..3 = strides 4, 8, 16, 32), got {tuple(out_indices)}')
+            result.add(index % n)
+        if not result:
+            raise ValueError('out_indices is empty; give at least one stage index (0..3)')
+        return tuple(sorted(result))
+
+    # ---------------------------------------------------------------- freezing
+    def _frozen_modules(self) -> List[nn.Module]:
+        if self.frozen_stages < 0:
+            return []
+        i = self.frozen_stages
+        modules = [self.stem, *self.stages[:i + 1], *self.downsamples[:i]]
+        return modules + [getattr(self, f'norm{j}') for j in self.out_indices if j <= i]
+
+    def _freeze_stages(self) -> None:
+        for module in self._frozen_modules():
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad = False
+
+    def train(self, mode: bool = True) -> 'FCViT':
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self
+
+    # ---------------------------------------------------------------- forward
+    def _run_stage(self, stage: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+        if self.with_cp and x.requires_grad:
+            for block in stage:
+                x = cp.checkpoint(block, x, use_reentrant=False)
+            return x
+        return stage(x)
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """x: (B, in_channels, H, W) -> tuple of (B, C_i, H_i, W_i) for i in out_indices."""
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f'FCViT expects input (B, {self.in_channels}, H, W), '
+                             f'got {tuple(x.shape)}')
+        if min(x.shape[2:]) < 1:
+            raise ValueError(f'FCViT needs H, W >= 1, got {tuple(x.shape[2:])}')
+        x = self.stem(x)
+        outs = []
+        for i, stage in enumerate(self.stages):
+            if i > 0:
+                x = self.downsamples[i - 1](x)
+            x = self._run_stage(stage, x)
+            if i in self.out_indices:
+                outs.append(getattr(self, f'norm{i}')(x))
+        return tuple(outs)
