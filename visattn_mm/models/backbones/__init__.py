@@ -1,3 +1,4 @@
 from .fcvit import FCViT
+from .pslt import PSLT
 
-__all__ = ['FCViT']
+__all__ = ['FCViT', 'PSLT']

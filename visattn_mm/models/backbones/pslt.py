@@ -1,0 +1,483 @@
+"""PSLT: a light-weight vision transformer with ladder self-attention and progressive shift.
+
+Wu, Zheng, Lu, Tian, TPAMI 2023 (arXiv 2304.03481); numerics follow the authors' released code
+(github.com/lazyGj/PSLT, ``classification/pslt.py`` and ``detection/pslt.py``).
+
+Layout (C0 = ``embed_dims``; strides for a 224 input)::
+
+    stem      3x (conv3x3 -> GELU -> BN), the first with stride 2          C0,    /2
+    stage 1   MobileNetV2+SE blocks, the first with stride 2               2 C0,  /4
+    stage 2   MobileNetV2+SE blocks, the first with stride 2               4 C0,  /8
+    stage 3   one MobileNetV2+SE block (stride 2), then ladder blocks      8 C0,  /16
+    stage 4   patch merging, then ladder blocks                            16 C0, /32
+
+A ladder block splits the C channels into three branches x_0, x_1, x_2 (C/3 each). Branch i is a
+pre-norm window-attention + light-MLP sub-block with its own weights and shift (0, -ws/2, +ws/2:
+"progressive shift", the same in every block). Branch i >= 1 takes its value from the previous
+branch's output y_{i-1} and adds LN(x_i) inside the attention (the released inner residual):
+
+    y_0 = SubBlock_0(x_0);    y_i = SubBlock_i(x_i, v = y_{i-1})
+    Y   = [y_0, y_1, y_2]
+    Z   = Y * sigmoid(FC2(ReLU(FC1(Y))))             (pixel-adaptive fusion, per token)
+    out = Z + Linear(Z)
+"""
+from collections import OrderedDict
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+import torch.utils.checkpoint as cp
+from mmcv.cnn import build_norm_layer
+from mmcv.cnn.bricks import DropPath
+from mmengine.model import BaseModule
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from visattn_mm.registry import MODELS
+from ..layers import ShiftWindowMSA
+
+NUM_BRANCHES = 3
+
+
+def conv_gelu_norm(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                   groups: int = 1, bias: bool = False, act: bool = True,
+                   norm_cfg: Optional[dict] = None) -> nn.Sequential:
+    """conv -> GELU -> norm, the order of every conv unit in the released code.
+
+    (The activation comes *before* the BN; ``act=False`` gives conv -> norm.)
+    Keys: ``conv``, ``norm``.
+    """
+    layers = [('conv', nn.Conv2d(in_channels, out_channels, kernel_size, stride,
+                                 kernel_size // 2, groups=groups, bias=bias))]
+    if act:
+        layers.append(('act', nn.GELU()))
+    layers.append(('norm', build_norm_layer(norm_cfg or dict(type='BN'), out_channels)[1]))
+    return nn.Sequential(OrderedDict(layers))
+
+
+class SqueezeExcite(nn.Module):
+    """Squeeze-and-excitation on a map: global average pool, FC -> ReLU -> FC -> sigmoid, scale.
+
+    Args:
+        channels: C.
+        ratio: bottleneck reduction (the released blocks use 2).
+    """
+
+    def __init__(self, channels: int, ratio: int = 2) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(channels, channels // ratio)
+        self.fc2 = nn.Linear(channels // ratio, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, C, H, W) -> (B, C, H, W)."""
+        w = torch.sigmoid(self.fc2(F.relu(self.fc1(x.mean(dim=(2, 3))))))  # (B, C)
+        return x * w[:, :, None, None]
+
+
+class MV2BlockSE(nn.Module):
+    """MobileNetV2 inverted residual with squeeze-excitation (released ``MV2Block_SE``).
+
+    1x1 expand -> GELU -> BN, 3x3 depthwise (stride) -> GELU -> BN, 1x1 project -> BN, SE;
+    identity shortcut when the shape is kept. Convs have no bias.
+
+    Args:
+        in_channels, out_channels: C_in, C_out.
+        stride: 1 or 2 (on the depthwise conv).
+        expansion: hidden width = expansion * C_in. Default 4.
+        norm_cfg: the BN config.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, expansion: int = 4,
+                 norm_cfg: Optional[dict] = None) -> None:
+        super().__init__()
+        hidden = in_channels * expansion
+        self.use_shortcut = stride == 1 and in_channels == out_channels
+        self.expand = conv_gelu_norm(in_channels, hidden, 1, norm_cfg=norm_cfg)
+        self.depthwise = conv_gelu_norm(hidden, hidden, 3, stride, groups=hidden,
+                                        norm_cfg=norm_cfg)
+        self.project = conv_gelu_norm(hidden, out_channels, 1, act=False, norm_cfg=norm_cfg)
+        self.se = SqueezeExcite(out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, C_in, H, W) -> (B, C_out, H / stride, W / stride)."""
+        out = self.se(self.project(self.depthwise(self.expand(x))))
+        return x + out if self.use_shortcut else out
+
+
+class LightMlp(nn.Module):
+    """The ladder branches' FFN (released ``Mlp_Light``), run on the 2-D map.
+
+    1x1 -> GELU -> BN, 3x3 depthwise -> GELU -> BN, 1x1 -> BN, all convs with bias.
+
+    Args:
+        dims: C (input = output channels).
+        hidden_dims: hidden width (the released ``dim * mlp_ratio / 4`` = C).
+        norm_cfg: the BN config.
+    """
+
+    def __init__(self, dims: int, hidden_dims: int, norm_cfg: Optional[dict] = None) -> None:
+        super().__init__()
+        self.pw1 = conv_gelu_norm(dims, hidden_dims, 1, bias=True, norm_cfg=norm_cfg)
+        self.dw = conv_gelu_norm(hidden_dims, hidden_dims, 3, groups=hidden_dims, bias=True,
+                                 norm_cfg=norm_cfg)
+        self.pw2 = conv_gelu_norm(hidden_dims, dims, 1, bias=True, act=False, norm_cfg=norm_cfg)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, H, W, C) -> (B, H, W, C)."""
+        x = x.permute(0, 3, 1, 2)  # (B, C, H, W)
+        x = self.pw2(self.dw(self.pw1(x)))
+        return x.permute(0, 2, 3, 1)  # (B, H, W, C)
+
+
+class LadderBranch(nn.Module):
+    """One branch of a ladder block (released ``LadderSABlock``).
+
+    ``y' = x + DP(A)``, ``y = y' + DP(MLP(LN2(y')))`` where A is window attention on LN1(x) with
+    this branch's shift; for a ladder branch (i >= 1) the value is the previous branch's output
+    and ``A = Proj(softmax(q k^T s + B + M) v) + LN1(x)``.
+
+    Args:
+        dims: channels d of the branch.
+        num_heads: heads (head_dim = d / num_heads).
+        window_size: ws.
+        shift_size: signed cyclic shift of this branch (see :class:`ShiftWindowMSA`).
+        ladder: take v from outside (every branch but the first).
+        drop_path: stochastic depth rate of both residuals.
+        norm_cfg: the BN config of the MLP.
+    """
+
+    def __init__(self, dims: int, num_heads: int, window_size: int, shift_size: int,
+                 ladder: bool, drop_path: float = 0., norm_cfg: Optional[dict] = None) -> None:
+        super().__init__()
+        self.ladder = ladder
+        self.norm1 = nn.LayerNorm(dims)
+        self.attn = ShiftWindowMSA(dims, num_heads, window_size, shift_size, external_v=ladder)
+        self.norm2 = nn.LayerNorm(dims)
+        self.mlp = LightMlp(dims, dims, norm_cfg=norm_cfg)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor, v: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """
+        Args:
+            x: this branch's channels x_i, (B, H, W, d).
+            v: the previous branch's output y_{i-1}, (B, H, W, d), for a ladder branch.
+
+        Returns:
+            y_i, (B, H, W, d).
+        """
+        y = self.norm1(x)
+        a = self.attn(y, v)
+        if self.ladder:
+            a = a + y  # the released inner residual LN1(x_i), added to the attention output
+        x = x + self.drop_path(a)
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+class PixelAdaptiveFusion(nn.Module):
+    """Fuse the branch outputs: a per-token channel gate (SE without pooling), then Z + Linear(Z).
+
+    Args:
+        dims: C (all branches together).
+        ratio: gate bottleneck reduction. Default 2.
+    """
+
+    def __init__(self, dims: int, ratio: int = 2) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dims, dims // ratio)
+        self.fc2 = nn.Linear(dims // ratio, dims)
+        self.proj = nn.Linear(dims, dims)
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        """y: (B, H, W, C) -> (B, H, W, C)."""
+        z = y * torch.sigmoid(self.fc2(F.relu(self.fc1(y))))  # each pixel its own channel weights
+        return z + self.proj(z)
+
+
+class LadderBlock(nn.Module):
+    """Ladder self-attention block: three branches passing values down, then fusion.
+
+    Args:
+        dims: C, divisible by 3 * num_heads.
+        num_heads: heads of every branch.
+        window_size: ws of every branch.
+        shift: use the progressive shift; False: no branch shifts.
+        drop_path: stochastic depth rate of the branches.
+        norm_cfg: the BN config.
+    """
+
+    def __init__(self, dims: int, num_heads: int, window_size: int = 7, shift: bool = True,
+                 drop_path: float = 0., norm_cfg: Optional[dict] = None) -> None:
+        super().__init__()
+        d = dims // NUM_BRANCHES
+        s = window_size // 2 if shift else 0
+        # progressive shift: none, roll -s (Swin's direction), roll +s (the mirror)
+        shifts = (0, -s, s)
+        self.branches = nn.ModuleList(
+            LadderBranch(d, num_heads, window_size, shift, ladder=i > 0, drop_path=drop_path,
+                         norm_cfg=norm_cfg)
+            for i, shift in enumerate(shifts))
+        self.fusion = PixelAdaptiveFusion(dims)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, H, W, C) -> (B, H, W, C)."""
+        ys: List[torch.Tensor] = []
+        v: Optional[torch.Tensor] = None
+        for branch, x_i in zip(self.branches, x.chunk(NUM_BRANCHES, dim=-1)):
+            v = branch(x_i, v)  # y_i, the next branch's value
+            ys.append(v)
+        return self.fusion(torch.cat(ys, dim=-1))
+
+
+class PatchMerging(nn.Module):
+    """Swin patch merging: 2x2 neighbours concatenated -> LN(4C) -> Linear(4C, 2C, no bias).
+
+    An odd side is zero-padded at the bottom/right first. The concatenation order is the
+    released one: (even row, even col), (odd, even), (even, odd), (odd, odd).
+
+    Args:
+        in_channels: C.
+    """
+
+    def __init__(self, in_channels: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(4 * in_channels)
+        self.reduction = nn.Linear(4 * in_channels, 2 * in_channels, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, C, H, W) -> (B, 2C, ceil(H/2), ceil(W/2))."""
+        H, W = x.shape[-2:]
+        if H % 2 or W % 2:
+            x = F.pad(x, (0, W % 2, 0, H % 2))  # (B, C, H + H%2, W + W%2)
+        x = torch.cat([x[:, :, 0::2, 0::2], x[:, :, 1::2, 0::2],
+                       x[:, :, 0::2, 1::2], x[:, :, 1::2, 1::2]], dim=1)  # (B, 4C, H/2, W/2)
+        x = self.reduction(self.norm(x.permute(0, 2, 3, 1)))  # (B, H/2, W/2, 2C)
+        return x.permute(0, 3, 1, 2)  # (B, 2C, H/2, W/2)
+
+
+class PSLTStage(nn.Module):
+    """A stride-2 ``downsample`` followed by ``blocks``.
+
+    Args:
+        downsample: (B, C_in, H, W) -> (B, C, H/2, W/2).
+        blocks: blocks of the stage; on (B, H, W, C) maps when ``channels_last`` (ladder blocks),
+            else on (B, C, H, W) maps.
+        channels_last: the blocks' layout.
+        with_cp: checkpoint each block while the input requires grad.
+    """
+
+    def __init__(self, downsample: nn.Module, blocks: Sequence[nn.Module],
+                 channels_last: bool, with_cp: bool = False) -> None:
+        super().__init__()
+        self.downsample = downsample
+        self.blocks = nn.ModuleList(blocks)
+        self.channels_last = channels_last
+        self.with_cp = with_cp
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, C_in, H, W) -> (B, C, H/2, W/2)."""
+        x = self.downsample(x)
+        if self.channels_last:
+            x = x.permute(0, 2, 3, 1)  # (B, H, W, C)
+        for block in self.blocks:
+            if self.with_cp and x.requires_grad:
+                x = cp.checkpoint(block, x, use_reentrant=False)
+            else:
+                x = block(x)
+        if self.channels_last:
+            x = x.permute(0, 3, 1, 2).contiguous()  # (B, C, H, W)
+        return x
+
+
+@MODELS.register_module()
+class PSLT(BaseModule):
+    """PSLT backbone (ladder self-attention with progressive shift).
+
+    Args:
+        arch: a name from ``arch_zoo`` ('tiny', 'base', 'large'; the paper's 9.2M model is
+            'base') or a dict with ``essential_keys`` (and optionally ``window_size``):
+            ``embed_dims`` C0; ``depths`` (4 ints): MV2 blocks of stages 1 and 2 (the first is
+            the strided one), ladder blocks of stages 3 and 4; ``num_heads`` (2 ints) of the
+            ladder stages.
+        in_channels: image channels. Default 3.
+        out_indices: stages to output (0..3, negatives count from the end); maps of
+            2C0, 4C0, 8C0, 16C0 channels at strides 4, 8, 16, 32. Default (3,).
+        frozen_stages: -1 freezes nothing, 0 the stem, i the stem and stages 1..i. Default -1.
+        norm_eval: keep BatchNorms in eval mode while training. Default False.
+        with_cp: gradient checkpointing of each block (only while the input requires grad).
+        drop_path_rate: stochastic depth, rising linearly over the ladder blocks only. Default 0.2.
+        ladder_shift: whether the ladder blocks of stages 3 and 4 use the progressive shift
+            (branch shifts 0, -ws/2, +ws/2). Default (True, True). Whatever this says, a map
+            whose short side is <= ws is one window wide and is not shifted (the small-map rule).
+            False reproduces a state of the released detection backbone: the first time one of
+            its blocks sees such a small map it turns its shift off for good (e.g. stage 4 after
+            any input of <= 224 pixels).
+        final_norm: LayerNorm on the last stage's output, as the released classifier does before
+            pooling (set it for classification; the detection backbone has none). Default False.
+        norm_cfg: the norm of the conv parts (BN; e.g. SyncBN for detection). LayerNorms stay.
+        init_cfg: initialisation; by default Linear trunc-normal(0.02) with zero bias, LayerNorm
+            1/0, as released.
+    """
+
+    arch_zoo = {
+        **dict.fromkeys(['t', 'tiny'],
+                        {'embed_dims': 24, 'depths': (3, 3, 10, 3), 'num_heads': (4, 8)}),
+        **dict.fromkeys(['b', 'base'],
+                        {'embed_dims': 36, 'depths': (3, 3, 10, 3), 'num_heads': (4, 8)}),
+        **dict.fromkeys(['l', 'large'],
+                        {'embed_dims': 48, 'depths': (3, 3, 10, 3), 'num_heads': (4, 8)}),
+    }
+    essential_keys = {'embed_dims', 'depths', 'num_heads'}
+    num_stages = 4
+    stride = 32  # of the last stage; also the smallest input side accepted
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'base',
+                 in_channels: int = 3,
+                 out_indices: Sequence[int] = (3,),
+                 frozen_stages: int = -1,
+                 norm_eval: bool = False,
+                 with_cp: bool = False,
+                 drop_path_rate: float = 0.2,
+                 ladder_shift: Sequence[bool] = (True, True),
+                 final_norm: bool = False,
+                 norm_cfg: dict = dict(type='BN'),
+                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
+        if init_cfg is None:
+            init_cfg = [dict(type='TruncNormal', layer='Linear', std=.02, bias=0.),
+                        dict(type='Constant', layer='LayerNorm', val=1., bias=0.)]
+        super().__init__(init_cfg=init_cfg)
+        self.arch_settings = self._parse_arch(arch)
+        C0 = self.arch_settings['embed_dims']
+        depths = tuple(self.arch_settings['depths'])
+        num_heads = tuple(self.arch_settings['num_heads'])
+        window_size = self.arch_settings.get('window_size', 7)
+        self.channels = tuple(C0 * 2 ** (i + 1) for i in range(self.num_stages))
+        self.in_channels = in_channels
+        self.out_indices = self._parse_out_indices(out_indices)
+        if not -1 <= frozen_stages <= self.num_stages:
+            raise ValueError(f'frozen_stages must be in -1..{self.num_stages} (-1: none, 0: the '
+                             f'stem, i: the stem and stages 1..i), got {frozen_stages}')
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        if len(ladder_shift) != 2:
+            raise ValueError(f'ladder_shift needs one bool per ladder stage (3 and 4), '
+                             f'got {ladder_shift}')
+
+        self.stem = nn.Sequential(
+            conv_gelu_norm(in_channels, C0 // 2, 3, stride=2, norm_cfg=norm_cfg),
+            conv_gelu_norm(C0 // 2, C0, 3, norm_cfg=norm_cfg),
+            conv_gelu_norm(C0, C0, 3, norm_cfg=norm_cfg))
+
+        dpr = torch.linspace(0, drop_path_rate, depths[2] + depths[3]).tolist()
+        ladder_rates = [dpr[:depths[2]], dpr[depths[2]:]]
+        stages = []
+        for i, c in enumerate(self.channels):
+            c_in = C0 if i == 0 else self.channels[i - 1]
+            if i < 2:  # MobileNetV2+SE stage
+                down = MV2BlockSE(c_in, c, stride=2, norm_cfg=norm_cfg)
+                blocks = [MV2BlockSE(c, c, norm_cfg=norm_cfg) for _ in range(depths[i] - 1)]
+            else:  # ladder self-attention stage
+                down = (MV2BlockSE(c_in, c, stride=2, norm_cfg=norm_cfg) if i == 2
+                        else PatchMerging(c_in))
+                heads = num_heads[i - 2]
+                blocks = [LadderBlock(c, heads, window_size, bool(ladder_shift[i - 2]), rate,
+                                      norm_cfg) for rate in ladder_rates[i - 2]]
+            stages.append(PSLTStage(down, blocks, channels_last=i >= 2, with_cp=with_cp))
+        self.stages = nn.ModuleList(stages)
+        self.norm3 = nn.LayerNorm(self.channels[3]) if final_norm else None
+
+        self._freeze_stages()
+
+    def _parse_arch(self, arch: Union[str, dict]) -> dict:
+        if isinstance(arch, str):
+            key = arch.lower()
+            if key not in self.arch_zoo:
+                raise ValueError(f'unknown PSLT arch {arch!r}; choose one of '
+                                 f'{sorted(self.arch_zoo)} or pass a dict with '
+                                 f'{sorted(self.essential_keys)}')
+            return dict(self.arch_zoo[key])
+        if not isinstance(arch, dict):
+            raise TypeError(f'arch must be a str or a dict, got {type(arch).__name__}')
+        missing = self.essential_keys - set(arch)
+        if missing:
+            raise ValueError(f'a custom PSLT arch needs the keys {sorted(self.essential_keys)}; '
+                             f'missing {sorted(missing)}')
+        unknown = set(arch) - self.essential_keys - {'window_size'}
+        if unknown:
+            raise ValueError(f'unknown PSLT arch keys {sorted(unknown)}; allowed: '
+                             f'{sorted(self.essential_keys | {"window_size"})}')
+        C0, depths, heads = arch['embed_dims'], tuple(arch['depths']), tuple(arch['num_heads'])
+        if len(depths) != 4 or min(depths[:2]) < 1 or min(depths[2:]) < 0:
+            raise ValueError(f'depths must be 4 counts (MV2 blocks of stages 1-2, >= 1; ladder '
+                             f'blocks of stages 3-4), got {depths}')
+        if len(heads) != 2:
+            raise ValueError(f'num_heads must give the heads of stages 3 and 4, got {heads}')
+        for stage, h in ((3, heads[0]), (4, heads[1])):
+            c = C0 * 2 ** stage
+            if C0 % 2 or c % (NUM_BRANCHES * h):
+                raise ValueError(f'embed_dims {C0} does not fit: stage {stage} has {c} channels, '
+                                 f'which must split into {NUM_BRANCHES} branches of {h} heads '
+                                 f'(and embed_dims must be even)')
+        return dict(arch)
+
+    def _parse_out_indices(self, out_indices: Union[int, Sequence[int]]) -> Tuple[int, ...]:
+        if isinstance(out_indices, int):
+            out_indices = (out_indices,)
+        result = []
+        for index in out_indices:
+            if not -self.num_stages <= index < self.num_stages:
+                raise ValueError(f'out_indices must be in -{self.num_stages}..'
+                                 f'{self.num_stages - 1} (stages 0..{self.num_stages - 1}), '
+                                 f'got {index} in {tuple(out_indices)}')
+            result.append(index % self.num_stages)
+        if len(set(result)) != len(result):
+            raise ValueError(f'out_indices has a stage twice: {tuple(out_indices)}')
+        return tuple(sorted(result))  # outputs come in stage order
+
+    def _freeze_stages(self) -> None:
+        """Stop gradients to and BN updates of the stem (>= 0) and stages 1..frozen_stages."""
+        frozen: List[nn.Module] = []
+        if self.frozen_stages >= 0:
+            frozen.append(self.stem)
+        frozen.extend(self.stages[:self.frozen_stages])
+        if self.frozen_stages == self.num_stages and self.norm3 is not None:
+            frozen.append(self.norm3)
+        for module in frozen:
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad = False
+
+    def train(self, mode: bool = True) -> 'PSLT':
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """
+        Args:
+            x: images (B, in_channels, H, W), any H, W >= 32.
+
+        Returns:
+            One map per ``out_indices`` entry: stage i is (B, C0 * 2^(i+1), H_i, W_i), with
+            H_i = ceil(H / 2^(i+2)) (= H / stride for multiples of 32).
+        """
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f'PSLT expects images (B, {self.in_channels}, H, W): '
+                             f'{self.in_channels} input channels, got shape {tuple(x.shape)}')
+        if min(x.shape[-2:]) < self.stride:
+            raise ValueError(f'input {x.shape[-2]}x{x.shape[-1]} is too small for PSLT: each side '
+                             f'must be at least {self.stride} (one token at stride {self.stride})')
+        x = self.stem(x)  # (B, C0, H/2, W/2)
+        outs = []
+        for i, stage in enumerate(self.stages):
+            x = stage(x)  # (B, C_i, H_i, W_i)
+            if i in self.out_indices:
+                out = x
+                if i == self.num_stages - 1 and self.norm3 is not None:
+                    out = self.norm3(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2).contiguous()
+                outs.append(out)
+        return tuple(outs)

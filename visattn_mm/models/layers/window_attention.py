@@ -1,0 +1,320 @@
+"""Shifted-window multi-head self-attention, shared by the window-based families.
+
+One wrapper, :class:`ShiftWindowMSA`, does everything around the attention: pad the map to whole
+windows, cyclically shift it (in either direction), build the shift mask for the padded size (cached
+per size, shift and device), partition into windows, attend, reverse the windows, undo the shift
+and crop the padding. The attention core, :class:`WindowMSA`, adds a Swin relative position bias
+and computes
+
+    Attention(q, k, v) = softmax(q k^T * scale + B + M) v
+
+either with one fused ``F.scaled_dot_product_attention`` call (``B + M`` passed as its additive
+``attn_mask``) or with the same formula written out; the path is fixed once in ``__init__``.
+
+For PSLT's ladder branches the value comes from outside (the previous branch's output) and only
+q, k are computed from the input (``external_v=True``).
+"""
+import os
+from functools import lru_cache
+from typing import Dict, Final, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# Swin and PSLT fill masked logits with -100 rather than -inf: the softmax weight is ~4e-44,
+# i.e. zero in fp32, and a row can never become all -inf.
+MASK_FILL = -100.0
+
+
+def use_fused_attn() -> bool:
+    """Whether new attention modules use ``F.scaled_dot_product_attention``.
+
+    On by default; ``VISATTN_FUSED_ATTN=0`` in the environment selects the written-out path
+    (for debugging or export).
+    """
+    return (hasattr(F, 'scaled_dot_product_attention')
+            and os.environ.get('VISATTN_FUSED_ATTN', '1') != '0')
+
+
+def window_partition(x: torch.Tensor, window_size: int) -> torch.Tensor:
+    """Cut a map into non-overlapping windows of tokens.
+
+    Args:
+        x: (B, H, W, C), with H and W multiples of ``window_size``.
+        window_size: side of the square window, ws.
+
+    Returns:
+        (B * H/ws * W/ws, ws * ws, C), windows in row-major order per image.
+    """
+    B, H, W, C = x.shape
+    ws = window_size
+    x = x.view(B, H // ws, ws, W // ws, ws, C)  # (B, nH, ws, nW, ws, C)
+    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, ws * ws, C)  # (B*nH*nW, ws*ws, C)
+
+
+def window_reverse(windows: torch.Tensor, window_size: int, H: int, W: int) -> torch.Tensor:
+    """Inverse of :func:`window_partition`.
+
+    Args:
+        windows: (B * H/ws * W/ws, ws * ws, C).
+        window_size: side of the square window, ws.
+        H, W: size of the (padded) map.
+
+    Returns:
+        (B, H, W, C).
+    """
+    ws = window_size
+    C = windows.shape[-1]
+    x = windows.view(-1, H // ws, W // ws, ws, ws, C)  # (B, nH, nW, ws, ws, C)
+    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, H, W, C)  # (B, H, W, C)
+
+
+def relative_position_index(window_size: int, table_window: Optional[int] = None) -> torch.Tensor:
+    """Swin's index of each (query, key) pair of a window into the relative position bias table.
+
+    The table holds one entry per relative offset (dh, dw) of a ``table_window`` window, i.e.
+    (2 * table_window - 1) ** 2 rows, row ``(dh + T - 1) * (2T - 1) + (dw + T - 1)``. A smaller
+    window (the small-map rule) reads the central entries of the same table.
+
+    Args:
+        window_size: side of the window the index is for, ws.
+        table_window: side of the window the table was made for, T >= ws (default ws).
+
+    Returns:
+        (ws * ws, ws * ws) int64.
+    """
+    T = table_window or window_size
+    if window_size > T:
+        raise ValueError(f'window {window_size} is larger than the bias table\'s window {T}')
+    coords = torch.stack(torch.meshgrid(torch.arange(window_size), torch.arange(window_size),
+                                        indexing='ij')).flatten(1)  # (2, ws*ws)
+    rel = coords[:, :, None] - coords[:, None, :]  # (2, N, N): offset query - key
+    return (rel[0] + T - 1) * (2 * T - 1) + (rel[1] + T - 1)  # (N, N)
+
+
+@lru_cache(maxsize=128)
+def shift_window_mask(height: int, width: int, window_size: int, shift: int,
+                      device: torch.device = torch.device('cpu')) -> torch.Tensor:
+    """Additive mask that keeps a shifted window from mixing tokens across the wrap seam.
+
+    After ``torch.roll(x, (shift, shift), (1, 2))`` some windows hold tokens that were far apart
+    before the roll. A token may attend to another only if, along each axis, both did or both did
+    not wrap around. This equals Swin's 3x3-region mask for ``shift < 0`` and PSLT's mirrored mask
+    (regions [0, s), [s, ws), [ws, H)) for ``shift > 0``. Cached: the result must not be modified.
+
+    Args:
+        height, width: the padded map, multiples of ``window_size``.
+        window_size: ws.
+        shift: the signed roll applied to the map, 0 < |shift| < ws.
+        device: where the mask lives.
+
+    Returns:
+        (nW, ws * ws, ws * ws) float: 0 where attention is allowed, ``MASK_FILL`` elsewhere.
+    """
+    def wrapped(n: int) -> torch.Tensor:
+        source = torch.arange(n) - shift  # position each token came from before the roll
+        return ((source < 0) | (source >= n)).long()  # (n,)
+
+    # a cached tensor must stay usable by autograd even if first built under inference_mode
+    with torch.inference_mode(False):
+        # one region label per token: (wrapped along H, wrapped along W)
+        region = (2 * wrapped(height)[:, None] + wrapped(width)[None, :]).float()  # (H, W)
+        region = window_partition(region.view(1, height, width, 1), window_size).squeeze(-1)
+        # region: (nW, N)
+        different = region[:, None, :] != region[:, :, None]  # (nW, N, N)
+        mask = torch.zeros(different.shape).masked_fill_(different, MASK_FILL)
+        return mask.to(device)
+
+
+class WindowMSA(nn.Module):
+    """Multi-head self-attention within windows, with Swin's relative position bias.
+
+    Args:
+        embed_dims: channels C of the input and output.
+        num_heads: number of heads h; head_dim = C / h.
+        window_size: window side ws the bias table is made for.
+        qkv_bias: bias in the q, k (, v) projection. Default True.
+        qk_scale: factor the logits are **multiplied** by. Default head_dim ** -0.5.
+        attn_drop: dropout on the attention weights (training only). Default 0.
+        proj_drop: dropout after the output projection. Default 0.
+        external_v: take v from the caller and project only q, k (Linear C -> 2C, named ``qk``);
+            otherwise q, k, v come from one Linear C -> 3C (``qkv``). Default False.
+    """
+
+    fused_attn: Final[bool]
+
+    def __init__(self, embed_dims: int, num_heads: int, window_size: int, qkv_bias: bool = True,
+                 qk_scale: Optional[float] = None, attn_drop: float = 0.,
+                 proj_drop: float = 0., external_v: bool = False) -> None:
+        super().__init__()
+        if embed_dims % num_heads:
+            raise ValueError(f'embed_dims {embed_dims} is not divisible by num_heads {num_heads}')
+        self.embed_dims = embed_dims
+        self.num_heads = num_heads
+        self.window_size = window_size
+        self.scale = qk_scale or (embed_dims // num_heads) ** -0.5
+        self.external_v = external_v
+        self.fused_attn = use_fused_attn()
+
+        n_proj = 2 if external_v else 3
+        proj_in = nn.Linear(embed_dims, n_proj * embed_dims, bias=qkv_bias)
+        if external_v:
+            self.qk = proj_in
+        else:
+            self.qkv = proj_in
+        self.attn_drop = attn_drop
+        self.proj = nn.Linear(embed_dims, embed_dims)
+        self.proj_drop = nn.Dropout(proj_drop)
+
+        self.relative_position_bias_table = nn.Parameter(
+            torch.zeros((2 * window_size - 1) ** 2, num_heads))  # ((2ws-1)^2, h)
+        nn.init.trunc_normal_(self.relative_position_bias_table, std=.02)
+        # static, rebuilt from window_size: not part of the state dict
+        self.register_buffer('relative_position_index', relative_position_index(window_size),
+                             persistent=False)
+        self._small_index: Dict[int, torch.Tensor] = {}
+
+    def extra_repr(self) -> str:
+        return (f'embed_dims={self.embed_dims}, num_heads={self.num_heads}, '
+                f'window_size={self.window_size}, external_v={self.external_v}, '
+                f'fused_attn={self.fused_attn}')
+
+    def relative_position_bias(self, window_size: int) -> torch.Tensor:
+        """The bias B for windows of side ``window_size`` (<= the table's): (h, N, N)."""
+        if window_size == self.window_size:
+            index = self.relative_position_index
+        else:  # a shrunk window on a small map: cached per size, moved with the module
+            index = self._small_index.get(window_size)
+            if index is None or index.device != self.relative_position_bias_table.device:
+                with torch.inference_mode(False):  # indexing saves the index for backward
+                    index = relative_position_index(window_size, self.window_size).to(
+                        self.relative_position_bias_table.device)
+                self._small_index[window_size] = index
+        N = window_size * window_size
+        bias = self.relative_position_bias_table[index.view(-1)].view(N, N, -1)  # (N, N, h)
+        return bias.permute(2, 0, 1)  # (h, N, N)
+
+    def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None,
+                v: Optional[torch.Tensor] = None,
+                window_size: Optional[int] = None) -> torch.Tensor:
+        """
+        Args:
+            x: windows (B * nW, N, C), N = ws * ws.
+            mask: additive shift mask (nW, N, N), the same for every image, or None.
+            v: the value windows (B * nW, N, C) when ``external_v``; must be None otherwise.
+            window_size: ws of these windows if smaller than the table's (small maps).
+
+        Returns:
+            (B * nW, N, C).
+        """
+        Bw, N, C = x.shape
+        h, hd = self.num_heads, C // self.num_heads
+        if self.external_v:
+            if v is None:
+                raise ValueError('this WindowMSA takes its value from outside: pass v')
+            q, k = self.qk(x).view(Bw, N, 2, h, hd).permute(2, 0, 3, 1, 4)  # 2 x (Bw, h, N, hd)
+            v = v.reshape(Bw, N, h, hd).transpose(1, 2)  # (Bw, h, N, hd)
+        else:
+            if v is not None:
+                raise ValueError('this WindowMSA computes its own value; build it with '
+                                 'external_v=True to pass v')
+            q, k, v = self.qkv(x).view(Bw, N, 3, h, hd).permute(2, 0, 3, 1, 4)  # 3 x (Bw, h, N, hd)
+
+        # Additive term B (+ M), shaped (g * h, N, N) for q, k, v viewed as (Bw / g, g * h, N, hd):
+        # g = nW when the mask differs between windows, else 1 (broadcast over all windows).
+        bias = self.relative_position_bias(window_size or self.window_size)  # (h, N, N)
+        if mask is not None:
+            g = mask.shape[0]
+            bias = (bias.unsqueeze(0) + mask.unsqueeze(1)).reshape(g * h, N, N)  # (nW*h, N, N)
+            q, k, v = (t.reshape(Bw // g, g * h, N, hd) for t in (q, k, v))
+
+        if self.fused_attn:
+            out = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=bias.to(q.dtype),
+                dropout_p=self.attn_drop if self.training else 0., scale=self.scale)
+        else:
+            attn = (q * self.scale) @ k.transpose(-2, -1) + bias  # (.., N, N)
+            attn = attn.softmax(dim=-1)
+            if self.training and self.attn_drop > 0:
+                attn = F.dropout(attn, self.attn_drop)
+            out = attn @ v  # (.., N, hd)
+
+        out = out.reshape(Bw, h, N, hd).transpose(1, 2).reshape(Bw, N, C)  # (Bw, N, C)
+        return self.proj_drop(self.proj(out))
+
+
+class ShiftWindowMSA(nn.Module):
+    """Window attention on a map: pad, cyclic shift, mask, partition, attend, and undo all that.
+
+    Args:
+        embed_dims: channels C.
+        num_heads: number of heads.
+        window_size: window side ws.
+        shift_size: the signed cyclic shift, ``torch.roll(x, (s, s))`` before attention and
+            ``-s`` after. Swin's shifted blocks use ``-(ws // 2)``; PSLT's third branch ``+ws // 2``.
+            0 = no shift. |shift_size| < window_size.
+        shrink_small_map: the Swin/PSLT small-map rule: when min(H, W) <= ws, use one window of
+            side min(H, W) and no shift. When False, small maps are padded to a whole window.
+            Default True.
+        qkv_bias, qk_scale, attn_drop, proj_drop, external_v: see :class:`WindowMSA`.
+    """
+
+    def __init__(self, embed_dims: int, num_heads: int, window_size: int, shift_size: int = 0,
+                 shrink_small_map: bool = True, qkv_bias: bool = True,
+                 qk_scale: Optional[float] = None, attn_drop: float = 0.,
+                 proj_drop: float = 0., external_v: bool = False) -> None:
+        super().__init__()
+        if not abs(shift_size) < window_size:
+            raise ValueError(f'|shift_size| must be smaller than window_size {window_size}, '
+                             f'got {shift_size}')
+        self.window_size = window_size
+        self.shift_size = shift_size
+        self.shrink_small_map = shrink_small_map
+        self.w_msa = WindowMSA(embed_dims, num_heads, window_size, qkv_bias=qkv_bias,
+                               qk_scale=qk_scale, attn_drop=attn_drop, proj_drop=proj_drop,
+                               external_v=external_v)
+
+    def extra_repr(self) -> str:
+        return f'window_size={self.window_size}, shift_size={self.shift_size}'
+
+    def window_and_shift(self, H: int, W: int) -> Tuple[int, int]:
+        """The window side and shift used on an H x W map."""
+        if self.shrink_small_map and min(H, W) <= self.window_size:
+            return min(H, W), 0  # one window covers the short side: shifting would only wrap
+        return self.window_size, self.shift_size
+
+    def forward(self, x: torch.Tensor, v: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """
+        Args:
+            x: (B, H, W, C).
+            v: (B, H, W, C), the external value map (``external_v``), or None.
+
+        Returns:
+            (B, H, W, C).
+        """
+        B, H, W, C = x.shape
+        ws, shift = self.window_and_shift(H, W)
+
+        # pad right/bottom to whole windows (the pad is not masked, as in Swin for detection)
+        pad_b, pad_r = (-H) % ws, (-W) % ws
+        maps = [x] if v is None else [x, v]
+        if pad_b or pad_r:
+            maps = [F.pad(t, (0, 0, 0, pad_r, 0, pad_b)) for t in maps]  # (B, Hp, Wp, C)
+        Hp, Wp = H + pad_b, W + pad_r
+
+        mask = None
+        if shift:
+            maps = [torch.roll(t, shifts=(shift, shift), dims=(1, 2)) for t in maps]
+            mask = shift_window_mask(Hp, Wp, ws, shift, x.device)  # (nW, N, N)
+
+        windows = [window_partition(t, ws) for t in maps]  # (B*nW, ws*ws, C) each
+        out = self.w_msa(windows[0], mask=mask, v=windows[1] if v is not None else None,
+                         window_size=ws)
+        out = window_reverse(out, ws, Hp, Wp)  # (B, Hp, Wp, C)
+
+        if shift:
+            out = torch.roll(out, shifts=(-shift, -shift), dims=(1, 2))
+        if pad_b or pad_r:
+            out = out[:, :H, :W, :].contiguous()
+        return out
