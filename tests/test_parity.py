@@ -35,6 +35,85 @@ def assert_close(ours: torch.Tensor, ref: torch.Tensor, what: str) -> float:
 
 # ----------------------------------------------------------------------------- PSLT
 # (section owned by the PSLT work)
+PSLT_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+PSLT_TINY_CONFIG = osp.join(PSLT_ROOT, 'configs', 'pslt', 'pslt-tiny_8xb128_in1k.py')
+
+
+def _pslt_converted(data: dict) -> dict:
+    from visattn_mm.converters import convert
+    return {k: v.float() if v.is_floating_point() else v
+            for k, v in convert('pslt', data['state_dict']).items()}
+
+
+def _pslt_released_shift_state(sizes: list, window: int = 7) -> list:
+    """``ladder_shift`` of one released detection-backbone instance before each input.
+
+    The golden inputs run in order through one instance of the released code, and its
+    ``LadderSABlock`` switches its shift off for good the first time it sees a map whose short
+    side is <= the window. Stage 3 is at stride 16 and stage 4 at stride 32 (sides rounded up).
+    """
+    states, seen_small = [], [False, False]
+    for height, width in sizes:
+        for i, stride in enumerate((16, 32)):
+            seen_small[i] |= -(-min(height, width) // stride) <= window
+        states.append(tuple(not small for small in seen_small))
+    return states
+
+
+def test_pslt_classifier_parity(golden_dir):
+    from mmengine import Config
+    from mmpretrain.registry import MODELS
+
+    cfg = Config.fromfile(PSLT_TINY_CONFIG)
+    for path in golden_files(golden_dir, 'pslt_tiny*.pth'):
+        data = load_golden(path)
+        model = MODELS.build(cfg.model)
+        model.load_state_dict(_pslt_converted(data), strict=True)
+        model.eval()
+        with torch.no_grad():
+            for n, (image, logits) in enumerate(zip(data['inputs'], data['outputs'])):
+                ours = model(image.float(), mode='tensor')
+                assert_close(ours, logits, f'{osp.basename(path)} input {n} '
+                                           f'{tuple(image.shape[-2:])} logits')
+
+
+def test_pslt_detection_backbone_parity(golden_dir):
+    from visattn_mm.models.backbones import PSLT
+
+    for path in golden_files(golden_dir, 'pslt_det*.pth'):
+        data = load_golden(path)
+        backbone_sd = {k[len('backbone.'):]: v for k, v in _pslt_converted(data).items()
+                       if k.startswith('backbone.')}
+        shift_states = _pslt_released_shift_state([tuple(x.shape[-2:]) for x in data['inputs']])
+        models = {}
+        for n, (image, maps) in enumerate(zip(data['inputs'], data['outputs'])):
+            state = shift_states[n]
+            if state not in models:
+                models[state] = PSLT('base', out_indices=(0, 1, 2, 3), norm_cfg=dict(type='BN'),
+                                     ladder_shift=state)
+                models[state].load_state_dict(backbone_sd, strict=True)
+                models[state].eval()
+            with torch.no_grad():
+                ours = models[state](image.float())
+            assert len(ours) == len(maps) == 4
+            for i, (o, g) in enumerate(zip(ours, maps)):
+                assert_close(o, g, f'{osp.basename(path)} input {n} {tuple(image.shape[-2:])} '
+                                   f'stage {i}')
+
+
+def test_pslt_converter_refuses_other_families(golden_dir):
+    from visattn_mm.converters import convert
+    from visattn_mm.converters.pslt import convert as pslt_convert
+
+    others = [p for p in golden_files(golden_dir, '*.pth')
+              if not osp.basename(p).startswith('pslt')]
+    assert any(osp.basename(p).startswith('fcvit') for p in others)
+    for path in others:
+        state_dict = load_golden(path)['state_dict']
+        with pytest.raises(ValueError, match=r"not an authors' 'pslt' checkpoint"):
+            convert('pslt', state_dict)
+        with pytest.raises(ValueError, match='not an authors\' PSLT checkpoint'):
+            pslt_convert(state_dict)
 
 
 # ----------------------------------------------------------------------------- FCViT
