@@ -118,3 +118,55 @@ def test_pslt_converter_refuses_other_families(golden_dir):
 
 # ----------------------------------------------------------------------------- FCViT
 # (section owned by the FCViT work)
+FCVIT_TINY_CONFIG = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
+                             'configs', 'fcvit', 'fcvit-tiny_8xb128_in1k.py')
+
+
+def test_fcvit_classifier_parity(golden_dir):
+    """Logits of the tiny ImageNet config and the raw stage outputs (``network.0/2/4/6``)."""
+    from mmengine import Config
+    from mmpretrain.registry import MODELS
+
+    from visattn_mm.converters import convert
+
+    cfg = Config.fromfile(FCVIT_TINY_CONFIG)
+    for path in golden_files(golden_dir, 'fcvit_*.pth'):
+        data = load_golden(path)
+        assert data['meta']['feature_modules'] == ['network.0', 'network.2', 'network.4',
+                                                   'network.6']
+        model = MODELS.build(cfg.model)
+        state_dict = {k: v.float() if v.is_floating_point() else v
+                      for k, v in convert('fcvit', data['state_dict']).items()}
+        model.load_state_dict(state_dict, strict=True)
+        model.eval()
+        # hooks read the stage outputs before any output norm, without changing the model
+        stage_outputs = []
+        for stage in model.backbone.stages:
+            stage.register_forward_hook(lambda module, args, out: stage_outputs.append(out))
+        for n, (image, logits, features) in enumerate(
+                zip(data['inputs'], data['outputs'], data['features'])):
+            what = f'{osp.basename(path)} input {n} {tuple(image.shape[-2:])}'
+            stage_outputs.clear()
+            with torch.no_grad():
+                ours = model(image.float(), mode='tensor')
+            assert_close(ours, logits, f'{what} logits')
+            assert len(stage_outputs) == len(features) == 4
+            for name, o, g in zip(data['meta']['feature_modules'], stage_outputs, features):
+                assert_close(o, g, f'{what} {name}')
+
+
+def test_fcvit_converter_refuses_other_families(golden_dir):
+    from visattn_mm.converters import convert
+    from visattn_mm.converters.fcvit import convert as fcvit_convert
+    from visattn_mm.converters.fcvit import looks_like
+
+    others = [p for p in golden_files(golden_dir, '*.pth')
+              if not osp.basename(p).startswith('fcvit')]
+    assert any(osp.basename(p).startswith('pslt') for p in others)
+    for path in others:
+        state_dict = load_golden(path)['state_dict']
+        assert not looks_like(state_dict), path
+        with pytest.raises(ValueError, match=r"not an authors' 'fcvit' checkpoint"):
+            convert('fcvit', state_dict)
+        with pytest.raises(ValueError, match=r"not an authors' FCViT checkpoint"):
+            fcvit_convert(state_dict)
