@@ -542,7 +542,8 @@ def make_ade20k(root: str, seed: int = 0, num_train: int = 16, num_val: int = 6,
     k = ADE150_CLASSES[k-1]). Scenes: sky/wall over grass/road/floor with buildings, a
     sometimes-unlabelled patch (value 0) and 1-3 things (person, car, box, ball). With
     ``instances`` it also writes ``ade20k_instance_{train,val}.json`` in the form mmdet's
-    ``tools/dataset_converters/ade20k2coco.py`` produces: image ``id`` = file stem (a str),
+    ``tools/dataset_converters/ade20k2coco.py`` produces (except that annotation ids start at
+    1, see below): image ``id`` = file stem (a str),
     ``categories`` = the 100 thing classes with id = 0-based ADE150 index, annotations with
     compressed-RLE masks taken from the same pixels as the semantic PNG, integer tight
     ``bbox`` and ``area``.
@@ -573,7 +574,10 @@ def make_ade20k(root: str, seed: int = 0, num_train: int = 16, num_val: int = 6,
                   for name in ADE_THING_CLASSES]
     for folder, tag in ADE_SPLITS:
         images, annotations = [], []
-        ann_id = 0
+        # ids start at 1: pycocotools' COCOeval records a match by the ground truth's id, so
+        # an annotation with id 0 can never count as matched (mmdet's ade20k2coco.py starts
+        # at 0, which costs the first instance of a split)
+        ann_id = 1
         for k in range(num_train if tag == 'train' else num_val):
             stem = f'ADE_{tag}_{k + 1:08d}'
             h, w = _size_pair(size, rng)
@@ -581,7 +585,7 @@ def make_ade20k(root: str, seed: int = 0, num_train: int = 16, num_val: int = 6,
             _save_jpeg(_finish(img, rng, 5.0), osp.join(root, 'images', folder, stem + '.jpg'))
             seg_path = osp.join(root, 'annotations', folder, stem + '.png')
             os.makedirs(osp.dirname(seg_path), exist_ok=True)
-            Image.fromarray(label, mode='L').save(seg_path)
+            Image.fromarray(label).save(seg_path)  # uint8 2-D: mode 'L'
             images.append({'id': stem, 'file_name': stem + '.jpg', 'height': h, 'width': w})
             for i, kind in enumerate(kinds, start=1):
                 m = (inst == i).astype(np.uint8)
