@@ -110,6 +110,13 @@ def make_mini_config(config: str, data_root: str, iters: int = 40,
         for split in ('train', 'val', 'test'):
             cfg[f'{split}_dataloader'].dataset.metainfo = dict(classes=classes)
         _set_num_classes(model, len(classes))
+    if ds_type == 'ReIDDataset':  # the head classifies the training identities
+        train_ds = cfg.train_dataloader.dataset
+        with open(osp.join(data_root, train_ds.ann_file)) as f:
+            num_ids = len({line.split()[-1] for line in f if line.strip()})
+        model.head.num_classes = num_ids
+        if train_ds.get('triplet_sampler'):
+            train_ds.triplet_sampler = dict(num_ids=min(4, num_ids), ins_per_id=2)
     if toolbox == 'mmseg' and 'data_preprocessor' in model:
         model.data_preprocessor.size = tuple(crop)
 
