@@ -122,7 +122,16 @@ FCVIT_TINY_CONFIG = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
                              'configs', 'fcvit', 'fcvit-tiny_8xb128_in1k.py')
 
 
-def test_fcvit_classifier_parity(golden_dir):
+@pytest.fixture
+def fcvit_one_thread():
+    """One thread: on a shared 2-core machine, waiting OpenMP threads cost more than they gain."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_fcvit_classifier_parity(golden_dir, fcvit_one_thread):
     """Logits of the tiny ImageNet config and the raw stage outputs (``network.0/2/4/6``)."""
     from mmengine import Config
     from mmpretrain.registry import MODELS
