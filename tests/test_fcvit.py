@@ -64,7 +64,8 @@ def test_arch_dict():
     ('huge', r"unknown FCViT arch 'huge'; choose one of \['b12', 'b24', 'b48', 's12', 't', "
              r"'tiny'\]"),
     (dict(depths=[1] * 4, widths=[16] * 4), r"missing keys \['mlp_ratios'\]"),
-    (dict(depths=[1] * 4, widths=[16] * 4, mlp_ratios=[1] * 4, heads=2), r"unknown keys \['heads'\]"),
+    (dict(depths=[1] * 4, widths=[16] * 4, mlp_ratios=[1] * 4, heads=2),
+     r"unknown keys \['heads'\]"),
     (dict(depths=[1] * 3, widths=[16] * 4, mlp_ratios=[1] * 4), r"arch\['depths'\] needs 4"),
     (dict(depths=[1] * 4, widths=[12] * 4, mlp_ratios=[1] * 4), 'divisible by gc_heads'),
 ])

@@ -29,7 +29,7 @@ from visattn_mm.registry import MODELS
 
 
 class GlobalContext(nn.Module):
-    """Weighted query-irrelevant global context (paper Sec. 4; released ``GlobalContext``).
+    """Weighted query-irrelevant global context (released ``GlobalContext``, ``weighted_gc``).
 
     With ``g = mean_HW(x)`` split head-major into ``heads`` groups of ``d = C / heads`` channels:
 
@@ -218,11 +218,14 @@ class FCViT(BaseModule):
             this value. Defaults to 0.
         layer_scale_init_value (float): Initial layer scale. Defaults to 1e-5.
         init_cfg (dict | list[dict], optional): mmengine init config, e.g.
-            ``dict(type='Pretrained', checkpoint=..., prefix='backbone.')``. Without one the
-            released initialisation is applied at construction.
+            ``dict(type='Pretrained', checkpoint=..., prefix='backbone.')``, applied by
+            ``init_weights()`` on top of the released initialisation done at construction
+            (mmengine's Kaiming cannot express it: it does not divide fan-out by groups).
 
     Input ``(B, in_channels, H, W)``, any ``H, W >= 1``; output ``i`` is
-    ``(B, widths[i], ceil(H / 2**(i+2)), ceil(W / 2**(i+2)))``.
+    ``(B, widths[i], ceil(H / 2**(i+2)), ceil(W / 2**(i+2)))``. Contiguous and channels-last
+    inputs give the same result; on CPU neither format was consistently faster, so the model
+    leaves the format to the caller.
     """
 
     arch_zoo: Dict[str, dict] = {
