@@ -439,7 +439,7 @@ class PSLT(BaseModule):
         frozen: List[nn.Module] = []
         if self.frozen_stages >= 0:
             frozen.append(self.stem)
-        frozen.extend(self.stages[:self.frozen_stages])
+        frozen.extend(self.stages[:max(self.frozen_stages, 0)])
         if self.frozen_stages == self.num_stages and self.norm3 is not None:
             frozen.append(self.norm3)
         for module in frozen:
