@@ -68,8 +68,11 @@ def _rescale_pipeline(pipeline: list, scale: Sequence[int], crop: Sequence[int])
 def make_mini_config(config: str, data_root: str, iters: int = 40,
                      scale: Sequence[int] = (320, 256), crop: Sequence[int] = (128, 128),
                      batch_size: Optional[int] = None, lr_mult: float = 1.0,
-                     val_interval: Optional[int] = None) -> Config:
-    """The config of a short run of ``config`` on the mini dataset at ``data_root``."""
+                     val_interval: Optional[int] = None, validate: bool = True) -> Config:
+    """The config of a short run of ``config`` on the mini dataset at ``data_root``.
+
+    ``validate=False`` drops validation from training (``mim test`` still has the test set).
+    """
     cfg = Config.fromfile(config)
     data_root = osp.join(osp.abspath(data_root), '')
     toolbox = _toolbox(cfg)
@@ -117,6 +120,8 @@ def make_mini_config(config: str, data_root: str, iters: int = 40,
         model.head.num_classes = num_ids
         if train_ds.get('triplet_sampler'):
             train_ds.triplet_sampler = dict(num_ids=min(4, num_ids), ins_per_id=2)
+    if toolbox == 'mmdet':
+        _keep_all_detections(model)
     if toolbox == 'mmseg' and 'data_preprocessor' in model:
         model.data_preprocessor.size = tuple(crop)
 
@@ -149,7 +154,20 @@ def make_mini_config(config: str, data_root: str, iters: int = 40,
     cfg.pop('custom_hooks', None)  # EMA etc. are for long schedules
     cfg.auto_scale_lr = dict(enable=False, base_batch_size=16)
     cfg.randomness = dict(seed=0)
+    if not validate:
+        cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
     return cfg
+
+
+def _keep_all_detections(model: ConfigDict) -> None:
+    """Score threshold 0 in every test_cfg: after a few iterations every score is below mmdet's
+    0.05, and COCOeval needs detections to score (it ranks them all, so this is its protocol)."""
+    for key, value in model.items():
+        if isinstance(value, dict):
+            if key == 'test_cfg' or key in ('rcnn', 'rpn'):
+                if 'score_thr' in value:
+                    value['score_thr'] = 0.0
+            _keep_all_detections(value)
 
 
 def _set_num_classes(model: ConfigDict, num_classes: int) -> None:
@@ -175,9 +193,12 @@ def main(argv=None) -> None:
     parser.add_argument('--batch-size', type=int)
     parser.add_argument('--lr-mult', type=float, default=1.0)
     parser.add_argument('--val-interval', type=int)
+    parser.add_argument('--no-val', action='store_true',
+                        help='no validation during training (test with `mim test`)')
     args = parser.parse_args(argv)
     cfg = make_mini_config(args.config, args.data_root, args.iters, args.scale, args.crop,
-                           args.batch_size, args.lr_mult, args.val_interval)
+                           args.batch_size, args.lr_mult, args.val_interval,
+                           validate=not args.no_val)
     cfg.dump(args.out)
     print(args.out)
 

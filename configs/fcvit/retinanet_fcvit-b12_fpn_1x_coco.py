@@ -1,6 +1,7 @@
 # COCO RetinaNet 1x with FCViT-B12. Not released by the authors: their Mask R-CNN optimiser
-# (AdamW 2e-4, wd 1e-4, 12 epochs, steps 8/11) on mmdet's RetinaNet 1x, FPN from level 1 with
-# extra convs on the input (the PVT/PoolFormer RetinaNet setting), 2 images x 8 GPUs.
+# (AdamW 2e-4, wd 1e-4, 12 epochs, steps 8/11) on mmdet's RetinaNet 1x, 2 images x 8 GPUs.
+# RetinaNet starts at stride 8, so the backbone emits stages 1-3 only (an unused stage-0 output
+# norm would get no gradient and stall distributed training; the authors' FORK_LAST3 switch).
 _base_ = [
     'mmdet::_base_/models/retinanet_r50_fpn.py',
     'mmdet::_base_/datasets/coco_detection.py',
@@ -15,10 +16,10 @@ model = dict(
         _delete_=True,
         type='visattn_mm.FCViT',
         arch='b12',
-        out_indices=(0, 1, 2, 3),
+        out_indices=(1, 2, 3),
         layer_scale_init_value=1e-6,
         init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
-    neck=dict(in_channels=[64, 128, 320, 512], start_level=1, add_extra_convs='on_input',
+    neck=dict(in_channels=[128, 320, 512], start_level=0, add_extra_convs='on_input',
               num_outs=5))
 
 optim_wrapper = dict(
