@@ -106,6 +106,8 @@ def test_out_indices_are_normalised_and_checked():
         _small(out_indices=(0, 4))
     with pytest.raises(ValueError, match='twice'):
         _small(out_indices=(3, -1))
+    with pytest.raises(ValueError, match='empty'):
+        _small(out_indices=())
 
 
 def test_final_norm_is_layernorm_over_channels():
@@ -279,3 +281,19 @@ def test_convert_detector_checkpoint_keeps_other_keys(golden_dir):
                            if k.startswith('backbone.')}, strict=True)
     with pytest.raises(ValueError, match="unexpected PSLT backbone key: 'head_dist.weight'"):
         convert({**data['state_dict'], 'head_dist.weight': torch.zeros(1)})
+
+
+# ----------------------------------------------------------------------------- configs
+@pytest.mark.parametrize('arch,params', [('tiny', 4_298_988), ('base', 9_257_302),
+                                         ('large', 16_099_312)])
+def test_classification_configs_load_and_build(arch, params):
+    from mmengine import Config
+    from mmpretrain.registry import MODELS
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'pslt', f'pslt-{arch}_8xb128_in1k.py'))
+    assert cfg.model.backbone.type == 'visattn_mm.PSLT' and cfg.model.backbone.arch == arch
+    assert cfg.optim_wrapper.optimizer.lr == pytest.approx(5e-4 * 8 * 128 / 512)
+    assert cfg.optim_wrapper.optimizer.weight_decay == 0.025
+    assert cfg.train_cfg.max_epochs == 300 and cfg.param_scheduler[0].end == 5
+    assert cfg.custom_hooks[0].momentum == pytest.approx(1 - 0.99996)
+    model = MODELS.build(cfg.model)
+    assert sum(p.numel() for p in model.parameters()) == params

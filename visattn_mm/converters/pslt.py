@@ -8,22 +8,26 @@ Two layouts are released:
 * detection (mmdet 2.x, backbone ``pslt``): the same backbone keys under ``backbone.``; every other
   key (neck, heads) is kept as it is.
 
-Backbone keys::
+Backbone keys (``A -> B``; ``<blk>`` = ``stages.{s+2}.blocks.{b}``)::
 
-    patch_embed.proj.{0,2 | 3,5 | 6,8}            -> stem.{0 | 1 | 2}.{conv, norm}
-    conv_layers.{j}.conv.{0,2 | 3,5 | 6,7}        -> <MV2 block>.{expand | depthwise | project}.{conv, norm}
-    conv_layers.{j}.se                            -> <MV2 block>.se
+    patch_embed.proj.{0,2 | 3,5 | 6,8}
+        -> stem.{0 | 1 | 2}.{conv, norm}
+    conv_layers.{j}.conv.{0,2 | 3,5 | 6,7}, conv_layers.{j}.se
+        -> <MV2 block>.{expand | depthwise | project}.{conv, norm}, <MV2 block>.se
         (the strided MV2 blocks, found by their channel change, are the stages' ``downsample``;
          the others are ``blocks`` of stages 0 and 1)
     layers.{s}.blocks.{b}.blocks.{i}.attn.{qkv, kv, proj, relative_position_bias_table}
-                                                  -> stages.{s+2}.blocks.{b}.branches.{i}.attn.w_msa.
-                                                     {qkv, qk, proj, relative_position_bias_table}
+        -> <blk>.branches.{i}.attn.w_msa.{qkv, qk, proj, relative_position_bias_table}
     layers.{s}.blocks.{b}.blocks.{i}.mlp.conv.{0,2 | 3,5 | 6,7}
-                                                  -> ....branches.{i}.mlp.{pw1 | dw | pw2}.{conv, norm}
-    layers.{s}.blocks.{b}.blocks.{i}.norm{1,2}    -> ....branches.{i}.norm{1,2}
-    layers.{s}.blocks.{b}.se.fc{1,2} / pointconv  -> stages.{s+2}.blocks.{b}.fusion.fc{1,2} / proj
-    layers.{s}.downsample                         -> stages.{s+3}.downsample
-    norm                                          -> norm3
+        -> <blk>.branches.{i}.mlp.{pw1 | dw | pw2}.{conv, norm}
+    layers.{s}.blocks.{b}.blocks.{i}.norm{1,2}
+        -> <blk>.branches.{i}.norm{1,2}
+    layers.{s}.blocks.{b}.se.fc{1,2}, layers.{s}.blocks.{b}.pointconv
+        -> <blk>.fusion.fc{1,2}, <blk>.fusion.proj
+    layers.{s}.downsample
+        -> stages.{s+3}.downsample
+    norm
+        -> norm3
 
 Static buffers (``relative_position_index``, ``attn_mask``) and thop counters (``total_ops``,
 ``total_params``) are dropped: the model rebuilds them for the actual input size.

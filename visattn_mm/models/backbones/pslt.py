@@ -22,7 +22,7 @@ branch's output y_{i-1} and adds LN(x_i) inside the attention (the released inne
     out = Z + Linear(Z)
 """
 from collections import OrderedDict
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -310,7 +310,7 @@ class PSLT(BaseModule):
             whose short side is <= ws is one window wide and is not shifted (the small-map rule).
             False reproduces a state of the released detection backbone: the first time one of
             its blocks sees such a small map it turns its shift off for good (e.g. stage 4 after
-            any input of <= 224 pixels).
+            any input whose short side is <= 224 pixels).
         final_norm: LayerNorm on the last stage's output, as the released classifier does before
             pooling (set it for classification; the detection backbone has none). Default False.
         norm_cfg: the norm of the conv parts (BN; e.g. SyncBN for detection). LayerNorms stay.
@@ -423,6 +423,8 @@ class PSLT(BaseModule):
     def _parse_out_indices(self, out_indices: Union[int, Sequence[int]]) -> Tuple[int, ...]:
         if isinstance(out_indices, int):
             out_indices = (out_indices,)
+        if len(out_indices) == 0:
+            raise ValueError('out_indices is empty; give at least one stage index (0..3)')
         result = []
         for index in out_indices:
             if not -self.num_stages <= index < self.num_stages:
@@ -471,7 +473,8 @@ class PSLT(BaseModule):
         if min(x.shape[-2:]) < self.stride:
             raise ValueError(f'input {x.shape[-2]}x{x.shape[-1]} is too small for PSLT: each side '
                              f'must be at least {self.stride} (one token at stride {self.stride})')
-        x = self.stem(x)  # (B, C0, H/2, W/2)
+        # (the released stem pads odd sides to even first: the same as the conv's own zero pad)
+        x = self.stem(x)  # (B, C0, ceil(H/2), ceil(W/2))
         outs = []
         for i, stage in enumerate(self.stages):
             x = stage(x)  # (B, C_i, H_i, W_i)

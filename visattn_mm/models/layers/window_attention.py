@@ -252,7 +252,8 @@ class ShiftWindowMSA(nn.Module):
         num_heads: number of heads.
         window_size: window side ws.
         shift_size: the signed cyclic shift, ``torch.roll(x, (s, s))`` before attention and
-            ``-s`` after. Swin's shifted blocks use ``-(ws // 2)``; PSLT's third branch ``+ws // 2``.
+            ``-s`` after. Swin's shifted blocks use ``-(ws // 2)``, PSLT's third branch
+            ``+(ws // 2)``.
             0 = no shift. |shift_size| < window_size.
         shrink_small_map: the Swin/PSLT small-map rule: when min(H, W) <= ws, use one window of
             side min(H, W) and no shift. When False, small maps are padded to a whole window.
