@@ -44,22 +44,6 @@ def test_arch_dict_and_errors():
         PSLT(dict(embed_dims=8, depths=(1, 1, 1, 1), num_heads=(4, 8)))
 
 
-@pytest.mark.parametrize('arch,expected', [('tiny', 4_298_988), ('base', 9_257_302),
-                                           ('large', 16_099_312)])
-def test_parameter_count_with_1000_class_head(arch, expected):
-    from mmpretrain.registry import MODELS
-    model = MODELS.build(dict(
-        type='ImageClassifier',
-        backbone=dict(type='visattn_mm.PSLT', arch=arch, final_norm=True),
-        neck=dict(type='GlobalAveragePooling'),
-        head=dict(type='LinearClsHead', num_classes=1000,
-                  in_channels=PSLT.arch_zoo[arch]['embed_dims'] * 16)))
-    assert sum(p.numel() for p in model.parameters()) == expected
-    backbone = PSLT(arch)  # the detection backbone: no final norm
-    head_and_norm = 16 * PSLT.arch_zoo[arch]['embed_dims'] * (1000 + 2) + 1000
-    assert sum(p.numel() for p in backbone.parameters()) == expected - head_and_norm
-
-
 def test_default_init():
     model = _small(final_norm=True)
     model.init_weights()
@@ -286,7 +270,7 @@ def test_convert_detector_checkpoint_keeps_other_keys(golden_dir):
 # ----------------------------------------------------------------------------- configs
 @pytest.mark.parametrize('arch,params', [('tiny', 4_298_988), ('base', 9_257_302),
                                          ('large', 16_099_312)])
-def test_classification_configs_load_and_build(arch, params):
+def test_configs_build_classifiers_with_the_released_parameter_count(arch, params):
     from mmengine import Config
     from mmpretrain.registry import MODELS
     cfg = Config.fromfile(osp.join(ROOT, 'configs', 'pslt', f'pslt-{arch}_8xb128_in1k.py'))
@@ -295,5 +279,10 @@ def test_classification_configs_load_and_build(arch, params):
     assert cfg.optim_wrapper.optimizer.weight_decay == 0.025
     assert cfg.train_cfg.max_epochs == 300 and cfg.param_scheduler[0].end == 5
     assert cfg.custom_hooks[0].momentum == pytest.approx(1 - 0.99996)
+    # the released classifier's count to the unit: ImageClassifier, GAP neck, LinearClsHead
     model = MODELS.build(cfg.model)
     assert sum(p.numel() for p in model.parameters()) == params
+    head_and_norm = model.head.fc.weight.numel() + model.head.fc.bias.numel() + 2 * 16 * (
+        PSLT.arch_zoo[arch]['embed_dims'])
+    backbone = PSLT(arch)  # the detection backbone: no final norm
+    assert sum(p.numel() for p in backbone.parameters()) == params - head_and_norm
