@@ -192,7 +192,7 @@ def test_every_parameter_gets_a_gradient():
 
 # ----------------------------------------------------------------------------- structure
 def test_frozen_stages():
-    model = FCViT(arch='tiny', out_indices=(0, 1, 2, 3), frozen_stages=1)
+    model = FCViT(arch='tiny', out_indices=(0, 1, 2, 3), frozen_stages=2)
     model.train()
     frozen = [model.stem, model.stages[0], model.downsamples[0], model.stages[1],
               model.norm0, model.norm1]
@@ -211,14 +211,18 @@ def test_frozen_stages():
                            bn_before['downsamples.1.norm'])
 
 
-def test_frozen_stages_zero_and_errors():
-    model = FCViT(arch='tiny', frozen_stages=0)
+def test_frozen_stages_zero_one_all_and_errors():
+    model = FCViT(arch='tiny', frozen_stages=0)  # the stem only
     assert not any(p.requires_grad for p in model.stem.parameters())
+    assert all(p.requires_grad for p in model.stages[0].parameters())
+    model = FCViT(arch='tiny', frozen_stages=1)  # the stem and stage 0 (out index 0)
     assert not any(p.requires_grad for p in model.stages[0].parameters())
     assert all(p.requires_grad for p in model.downsamples[0].parameters())
+    model = FCViT(arch='tiny', out_indices=(3,), frozen_stages=4)
+    assert not any(p.requires_grad for p in model.parameters())
     assert all(p.requires_grad for p in FCViT(arch='tiny').parameters())
-    with pytest.raises(ValueError, match=r'frozen_stages must be in -1\.\.3'):
-        FCViT(arch='tiny', frozen_stages=4)
+    with pytest.raises(ValueError, match=r'frozen_stages must be in -1\.\.4'):
+        FCViT(arch='tiny', frozen_stages=5)
 
 
 def test_norm_eval():

@@ -26,6 +26,7 @@ from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from visattn_mm.registry import MODELS
+from .pretrained import CheckedPretrainedMixin
 
 
 class GlobalContext(nn.Module):
@@ -191,7 +192,7 @@ def released_init(m: nn.Module) -> None:
 
 
 @MODELS.register_module()
-class FCViT(BaseModule):
+class FCViT(CheckedPretrainedMixin, BaseModule):
     """FCViT backbone (tiny / B12 / B24 / B48), exact to the released ``fcvit_*`` models.
 
     Outputs are the raw stage maps passed through one norm each (``norm{i}``, GroupNorm(1, C)):
@@ -207,9 +208,10 @@ class FCViT(BaseModule):
             negatives count from the end. Outputs come in stage order. Defaults to ``(3,)``.
         norm_cfg (dict): Norm of the blocks and of each output.
             Defaults to ``dict(type='GN', num_groups=1)``.
-        frozen_stages (int): -1 freezes nothing; ``i >= 0`` freezes (no gradients, eval mode) the
-            stem, stages ``0..i``, the downsamples feeding stages ``1..i`` and the output norms of
-            stages ``0..i``. Defaults to -1.
+        frozen_stages (int): the package-wide convention (mmdet's ResNet's): -1 freezes
+            nothing, 0 the stem, ``i`` in 1..4 the stem and the first ``i`` stages (out indices
+            ``0..i-1``) with the downsamples between them and their output norms. Frozen means no
+            gradients and eval mode. Defaults to -1.
         norm_eval (bool): Keep the BatchNorms (stem, downsamples) in eval mode while training.
             Defaults to False.
         with_cp (bool): Recompute each block in backward (saves memory) when the input requires
@@ -227,6 +229,9 @@ class FCViT(BaseModule):
     inputs give the same result; on CPU neither format was consistently faster, so the model
     leaves the format to the caller.
     """
+
+    # per-output norms: a classification checkpoint has only the last one (as released)
+    optional_pretrained = r'^norm[0-3]\.'
 
     arch_zoo: Dict[str, dict] = {
         **dict.fromkeys(['t', 'tiny'], {'depths': [3, 3, 5, 2],  'widths': [32, 64, 160, 320],
@@ -258,9 +263,9 @@ class FCViT(BaseModule):
         depths = self.arch_settings['depths']
         widths = self.arch_settings['widths']
         norm_cfg = dict(type='GN', num_groups=1) if norm_cfg is None else norm_cfg
-        if not -1 <= frozen_stages < self.num_stages:
-            raise ValueError(f'frozen_stages must be in -1..{self.num_stages - 1} '
-                             f'(-1 freezes nothing), got {frozen_stages}')
+        if not -1 <= frozen_stages <= self.num_stages:
+            raise ValueError(f'frozen_stages must be in -1..{self.num_stages} (-1: none, 0: the '
+                             f'stem, i: the stem and the first i stages), got {frozen_stages}')
         self.in_channels = in_channels
         self.out_indices = self._parse_out_indices(out_indices)
         self.frozen_stages = frozen_stages
@@ -333,9 +338,9 @@ class FCViT(BaseModule):
     def _frozen_modules(self) -> List[nn.Module]:
         if self.frozen_stages < 0:
             return []
-        i = self.frozen_stages
-        modules = [self.stem, *self.stages[:i + 1], *self.downsamples[:i]]
-        return modules + [getattr(self, f'norm{j}') for j in self.out_indices if j <= i]
+        i = self.frozen_stages  # stages[:i] and the downsamples between them
+        modules = [self.stem, *self.stages[:i], *self.downsamples[:max(i - 1, 0)]]
+        return modules + [getattr(self, f'norm{j}') for j in self.out_indices if j < i]
 
     def _freeze_stages(self) -> None:
         for module in self._frozen_modules():

@@ -34,6 +34,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from visattn_mm.registry import MODELS
+from .pretrained import CheckedPretrainedMixin
 from ..layers import ShiftWindowMSA
 
 NUM_BRANCHES = 3
@@ -289,7 +290,7 @@ class PSLTStage(nn.Module):
 
 
 @MODELS.register_module()
-class PSLT(BaseModule):
+class PSLT(CheckedPretrainedMixin, BaseModule):
     """PSLT backbone (ladder self-attention with progressive shift).
 
     Args:
@@ -317,6 +318,9 @@ class PSLT(BaseModule):
         init_cfg: initialisation; by default Linear trunc-normal(0.02) with zero bias, LayerNorm
             1/0, as released.
     """
+
+    # a detection checkpoint has no final norm
+    optional_pretrained = r'^norm3\.'
 
     arch_zoo = {
         **dict.fromkeys(['t', 'tiny'],
