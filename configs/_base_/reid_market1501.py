@@ -65,7 +65,7 @@ train_dataloader = dict(
         triplet_sampler=dict(num_ids=16, ins_per_id=4),
         pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=64,
+    batch_size=1,  # BaseReID takes one packed item at a time (mmdet asserts it)
     num_workers=4,
     persistent_workers=True,
     drop_last=False,
