@@ -86,7 +86,7 @@ def test_each_out_index_picks_its_stage(index):
 def test_out_indices_are_normalised_and_checked():
     assert _small(out_indices=(-1, 0)).out_indices == (0, 3)
     assert _small(out_indices=2).out_indices == (2,)
-    with pytest.raises(ValueError, match=r'out_indices must be in -4..3 .* got 4'):
+    with pytest.raises(ValueError, match=r'out_indices must be stage indices in -4..3 .* got 4'):
         _small(out_indices=(0, 4))
     with pytest.raises(ValueError, match='twice'):
         _small(out_indices=(3, -1))

@@ -22,11 +22,9 @@ import torch.nn as nn
 import torch.utils.checkpoint as cp
 from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks import DropPath
-from mmengine.model import BaseModule
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from visattn_mm.registry import MODELS
-from .pretrained import CheckedPretrainedMixin
+from .base import BaseBackbone
 
 
 class GlobalContext(nn.Module):
@@ -192,7 +190,7 @@ def released_init(m: nn.Module) -> None:
 
 
 @MODELS.register_module()
-class FCViT(CheckedPretrainedMixin, BaseModule):
+class FCViT(BaseBackbone):
     """FCViT backbone (tiny / B12 / B24 / B48), exact to the released ``fcvit_*`` models.
 
     Outputs are the raw stage maps passed through one norm each (``norm{i}``, GroupNorm(1, C)):
@@ -245,7 +243,6 @@ class FCViT(CheckedPretrainedMixin, BaseModule):
     }
     essential_keys = {'depths', 'widths', 'mlp_ratios'}
     optional_keys = {'kernel_size': 11, 'gc_heads': 8, 'gc_reduction': 8}
-    num_stages = 4
 
     def __init__(self,
                  arch: Union[str, dict] = 'b12',
@@ -263,12 +260,9 @@ class FCViT(CheckedPretrainedMixin, BaseModule):
         depths = self.arch_settings['depths']
         widths = self.arch_settings['widths']
         norm_cfg = dict(type='GN', num_groups=1) if norm_cfg is None else norm_cfg
-        if not -1 <= frozen_stages <= self.num_stages:
-            raise ValueError(f'frozen_stages must be in -1..{self.num_stages} (-1: none, 0: the '
-                             f'stem, i: the stem and the first i stages), got {frozen_stages}')
         self.in_channels = in_channels
         self.out_indices = self._parse_out_indices(out_indices)
-        self.frozen_stages = frozen_stages
+        self.frozen_stages = self._check_frozen_stages(frozen_stages)
         self.norm_eval = norm_eval
         self.with_cp = with_cp
 
@@ -319,21 +313,6 @@ class FCViT(CheckedPretrainedMixin, BaseModule):
                                  f'({settings["gc_reduction"]}); got widths {settings["widths"]}')
         return settings
 
-    @classmethod
-    def _parse_out_indices(cls, out_indices: Union[int, Sequence[int]]) -> Tuple[int, ...]:
-        if isinstance(out_indices, int):
-            out_indices = (out_indices,)
-        n = cls.num_stages
-        result = set()
-        for index in out_indices:
-            if not isinstance(index, int) or not -n <= index < n:
-                raise ValueError(f'out_indices must be stage indices in {-n}..{n - 1} '
-                                 f'(0..3 = strides 4, 8, 16, 32), got {tuple(out_indices)}')
-            result.add(index % n)
-        if not result:
-            raise ValueError('out_indices is empty; give at least one stage index (0..3)')
-        return tuple(sorted(result))
-
     # ---------------------------------------------------------------- freezing
     def _frozen_modules(self) -> List[nn.Module]:
         if self.frozen_stages < 0:
@@ -341,21 +320,6 @@ class FCViT(CheckedPretrainedMixin, BaseModule):
         i = self.frozen_stages  # stages[:i] and the downsamples between them
         modules = [self.stem, *self.stages[:i], *self.downsamples[:max(i - 1, 0)]]
         return modules + [getattr(self, f'norm{j}') for j in self.out_indices if j < i]
-
-    def _freeze_stages(self) -> None:
-        for module in self._frozen_modules():
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
-
-    def train(self, mode: bool = True) -> 'FCViT':
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self
 
     # ---------------------------------------------------------------- forward
     def _run_stage(self, stage: nn.Sequential, x: torch.Tensor) -> torch.Tensor:

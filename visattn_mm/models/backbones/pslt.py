@@ -29,12 +29,10 @@ import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks import DropPath
-from mmengine.model import BaseModule
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from visattn_mm.registry import MODELS
-from .pretrained import CheckedPretrainedMixin
+from .base import BaseBackbone
 from ..layers import ShiftWindowMSA
 
 NUM_BRANCHES = 3
@@ -290,7 +288,7 @@ class PSLTStage(nn.Module):
 
 
 @MODELS.register_module()
-class PSLT(CheckedPretrainedMixin, BaseModule):
+class PSLT(BaseBackbone):
     """PSLT backbone (ladder self-attention with progressive shift).
 
     Args:
@@ -331,7 +329,6 @@ class PSLT(CheckedPretrainedMixin, BaseModule):
                         {'embed_dims': 48, 'depths': (3, 3, 10, 3), 'num_heads': (4, 8)}),
     }
     essential_keys = {'embed_dims', 'depths', 'num_heads'}
-    num_stages = 4
     stride = 32  # of the last stage; also the smallest input side accepted
 
     def __init__(self,
@@ -358,10 +355,7 @@ class PSLT(CheckedPretrainedMixin, BaseModule):
         self.channels = tuple(C0 * 2 ** (i + 1) for i in range(self.num_stages))
         self.in_channels = in_channels
         self.out_indices = self._parse_out_indices(out_indices)
-        if not -1 <= frozen_stages <= self.num_stages:
-            raise ValueError(f'frozen_stages must be in -1..{self.num_stages} (-1: none, 0: the '
-                             f'stem, i: the stem and stages 1..i), got {frozen_stages}')
-        self.frozen_stages = frozen_stages
+        self.frozen_stages = self._check_frozen_stages(frozen_stages)
         self.norm_eval = norm_eval
         if len(ladder_shift) != 2:
             raise ValueError(f'ladder_shift needs one bool per ladder stage (3 and 4), '
@@ -424,43 +418,14 @@ class PSLT(CheckedPretrainedMixin, BaseModule):
                                  f'(and embed_dims must be even)')
         return dict(arch)
 
-    def _parse_out_indices(self, out_indices: Union[int, Sequence[int]]) -> Tuple[int, ...]:
-        if isinstance(out_indices, int):
-            out_indices = (out_indices,)
-        if len(out_indices) == 0:
-            raise ValueError('out_indices is empty; give at least one stage index (0..3)')
-        result = []
-        for index in out_indices:
-            if not -self.num_stages <= index < self.num_stages:
-                raise ValueError(f'out_indices must be in -{self.num_stages}..'
-                                 f'{self.num_stages - 1} (stages 0..{self.num_stages - 1}), '
-                                 f'got {index} in {tuple(out_indices)}')
-            result.append(index % self.num_stages)
-        if len(set(result)) != len(result):
-            raise ValueError(f'out_indices has a stage twice: {tuple(out_indices)}')
-        return tuple(sorted(result))  # outputs come in stage order
-
-    def _freeze_stages(self) -> None:
-        """Stop gradients to and BN updates of the stem (>= 0) and stages 1..frozen_stages."""
-        frozen: List[nn.Module] = []
-        if self.frozen_stages >= 0:
-            frozen.append(self.stem)
-        frozen.extend(self.stages[:max(self.frozen_stages, 0)])
+    def _frozen_modules(self) -> List[nn.Module]:
+        """The stem (>= 0), stages 1..frozen_stages, and the final norm with all four."""
+        if self.frozen_stages < 0:
+            return []
+        frozen = [self.stem, *self.stages[:self.frozen_stages]]
         if self.frozen_stages == self.num_stages and self.norm3 is not None:
             frozen.append(self.norm3)
-        for module in frozen:
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
-
-    def train(self, mode: bool = True) -> 'PSLT':
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self
+        return frozen
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """

@@ -1,19 +1,29 @@
-"""Pretrained backbone weights that must fit, or a clear error.
+"""What every backbone of this package shares: out_indices, freezing, and checked Pretrained.
+
+* ``out_indices``: stage indices 0..3 (strides 4/8/16/32), negatives count from the end,
+  normalised once into a sorted tuple; bad values raise ``ValueError`` naming the range.
+* ``frozen_stages`` (mmdet ResNet's convention): -1 none, 0 the stem, i the stem and the first i
+  stages; frozen modules get no gradients and stay in eval mode, re-applied by ``train()``
+  together with ``norm_eval``. A family says which modules that is in ``_frozen_modules``.
+* Pretrained weights must fit (below).
 
 mmengine's ``PretrainedInit`` loads with ``strict=False`` and only logs what did not match, so a
 checkpoint of another family, another arch or an unconverted authors' file would leave a randomly
 initialised backbone behind a warning. Backbones of this package load their ``Pretrained``
-``init_cfg`` through :class:`CheckedPretrainedMixin` instead: every tensor the backbone has must be
+``init_cfg`` through :meth:`BaseBackbone.init_weights` instead: every tensor the backbone has must be
 in the checkpoint with the same shape (except ``optional_pretrained`` ones, e.g. output norms that
 a classification checkpoint cannot have), or ``init_weights`` raises ``ValueError`` saying what
 does not fit and what to do.
 """
 import re
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.logging import print_log
+from mmengine.model import BaseModule
 from mmengine.runner.checkpoint import _load_checkpoint
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from visattn_mm.converters import detect_family, unwrap_state_dict
 
@@ -77,16 +87,64 @@ def load_fitting_state_dict(module: torch.nn.Module, cfg: dict,
     return {k: state[k] for k in own if k in state}
 
 
-class CheckedPretrainedMixin:
-    """``init_weights`` that loads a ``Pretrained`` init_cfg only if the checkpoint fits.
+class BaseBackbone(BaseModule):
+    """Base of the package's backbones (see the module doc).
 
-    Put it before ``BaseModule`` in the bases. Other ``init_cfg`` entries run first (as in
-    mmengine, Pretrained has the last word); ``optional_pretrained`` is a regex of keys a
-    checkpoint may lack.
+    Subclasses call ``self._parse_out_indices`` and ``self._check_frozen_stages`` in
+    ``__init__``, ``self._freeze_stages()`` at its end, and define ``_frozen_modules``;
+    ``optional_pretrained`` is a regex of the keys a Pretrained checkpoint may lack.
     """
+    num_stages: int = 4
     optional_pretrained: str = r'$^'
 
+    # ---------------------------------------------------------------- arguments
+    @classmethod
+    def _parse_out_indices(cls, out_indices: Union[int, Sequence[int]]) -> Tuple[int, ...]:
+        n = cls.num_stages
+        if isinstance(out_indices, int):
+            out_indices = (out_indices,)
+        if len(out_indices) == 0:
+            raise ValueError(f'out_indices is empty; give at least one stage index (0..{n - 1})')
+        result = []
+        for index in out_indices:
+            if not isinstance(index, int) or not -n <= index < n:
+                raise ValueError(f'out_indices must be stage indices in {-n}..{n - 1} (0..3 = '
+                                 f'strides 4, 8, 16, 32), got {index!r} in {tuple(out_indices)}')
+            result.append(index % n)
+        if len(set(result)) != len(result):
+            raise ValueError(f'out_indices has a stage twice: {tuple(out_indices)}')
+        return tuple(sorted(result))  # outputs come in stage order
+
+    @classmethod
+    def _check_frozen_stages(cls, frozen_stages: int) -> int:
+        if not -1 <= frozen_stages <= cls.num_stages:
+            raise ValueError(f'frozen_stages must be in -1..{cls.num_stages} (-1: none, 0: the '
+                             f'stem, i: the stem and the first i stages), got {frozen_stages}')
+        return frozen_stages
+
+    # ---------------------------------------------------------------- freezing
+    def _frozen_modules(self) -> List[nn.Module]:
+        """The modules ``frozen_stages`` freezes."""
+        raise NotImplementedError
+
+    def _freeze_stages(self) -> None:
+        for module in self._frozen_modules():
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad = False
+
+    def train(self, mode: bool = True) -> 'BaseBackbone':
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self
+
+    # ---------------------------------------------------------------- pretrained
     def init_weights(self) -> None:
+        """Other ``init_cfg`` entries first, then a Pretrained one, only if it fits."""
         pretrained, others = _split_init_cfg(self.init_cfg)
         if pretrained is None or self._is_init:
             super().init_weights()
