@@ -62,8 +62,7 @@ def test_cli(tmp_path):
     md.main(['imagenet', '--out', str(tmp_path), '--num-train', '1', '--num-val', '1',
              '--size', '40'])
     assert osp.isfile(tmp_path / 'imagenet' / 'meta' / 'train.txt')
-    md.main(['market1501', '--out', str(tmp_path), '--num-train', '8', '--num-val', '3',
-             '--convert-market'])
+    md.main(['market1501', '--out', str(tmp_path), '--num-train', '8', '--num-val', '3'])
     with open(tmp_path / 'market1501' / 'meta' / 'train_pids.txt') as f:
         assert len(f.readlines()) == 8
 

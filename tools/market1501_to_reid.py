@@ -23,7 +23,8 @@ Written under ``<data_root>/<out_dir>`` (default ``meta``):
 
 Config: ``ReIDDataset(data_root=<root>, ann_file='meta/train.txt',
 data_prefix=dict(img_path=''), triplet_sampler=dict(num_ids=8, ins_per_id=4))`` for training,
-``ann_file='meta/test.txt'`` (no sampler) with ``Market1501Metric`` for testing.
+``ann_file='meta/test.txt'`` (no sampler, ``batch_size=1`` as mmdet's ``BaseReID`` requires)
+with ``evaluator=dict(type='visattn_mm.Market1501Metric')`` for testing.
 
 Usage::
 
