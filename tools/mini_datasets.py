@@ -423,7 +423,8 @@ def make_coco(root: str, seed: int = 0, num_train: int = 24, num_val: int = 8,
                     continue
                 name = names[j - 1] if crowd else names[j]
                 shape, color = MINI_COCO_SPEC[name]
-                poly = shape_polygon(shape, cx, cy, s, angle=rng.uniform(-0.25, 0.25))
+                # rounded as stored, so image, mask, bbox and area agree exactly
+                poly = np.round(shape_polygon(shape, cx, cy, s, angle=rng.uniform(-0.25, 0.25)), 2)
                 m = polygon_mask(poly, h, w)
                 if m.sum() < 16:
                     continue
