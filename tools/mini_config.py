@@ -142,8 +142,11 @@ def make_mini_config(config: str, data_root: str, iters: int = 40,
     else:
         cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=iters,
                              val_interval=val_interval or iters)
-        cfg.param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False,
-                                    begin=0, end=20)]
+        # warm up, then the recipes' step decay (x0.1) for the last quarter
+        cfg.param_scheduler = [
+            dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=20),
+            dict(type='MultiStepLR', by_epoch=True, begin=0, end=iters, gamma=0.1,
+                 milestones=[max(1, (3 * iters) // 4)])]
         by_epoch_ckpt = True
     hooks = cfg.default_hooks
     hooks.checkpoint = dict(type='CheckpointHook', interval=val_interval or iters,

@@ -21,8 +21,9 @@ PYTHON="${PYTHON:-python3}"
 TORCH=2.13.0
 TORCHVISION=0.28.0
 MMCV=2.1.0
-# Runtime setuptools: torch 2.13 wants >=77.0.3; mmengine/mim import pkg_resources (removed in 82).
-SETUPTOOLS_RUNTIME='setuptools>=77.0.3,<82'
+# Runtime setuptools: torch 2.13 wants >=77.0.3; mmengine/mim import pkg_resources (removed in 82,
+# and 81 warns about it on every `mim` call).
+SETUPTOOLS_RUNTIME='setuptools>=77.0.3,<81'
 # mmcv 2.1.0's setup.py needs an older setuptools to build.
 SETUPTOOLS_BUILD='setuptools<70'
 PINNED=(mmengine==0.10.7 mmdet==3.3.0 mmsegmentation==1.2.2 mmpretrain==1.2.0 openmim==0.3.9)
@@ -59,6 +60,9 @@ for name, ver in want.items():
     got = md.version(name)
     if got != ver:  # a '+cpu' torch has no matching torchvision
         sys.exit(f'{name} {got} != {ver}')
+import setuptools
+if not (77, 0, 3) <= tuple(int(p) for p in setuptools.__version__.split('.')[:3]) < (81,):
+    sys.exit(f'setuptools {setuptools.__version__} is outside >=77.0.3,<81')
 import mmcv.ops, torchvision.ops, visattn_mm  # compiled ops and the package itself
 if not visattn_mm.__file__.startswith(sys.argv[1]):
     sys.exit('visattn_mm is installed from another tree')
