@@ -101,21 +101,6 @@ def test_pslt_detection_backbone_parity(golden_dir):
                                    f'stage {i}')
 
 
-def test_pslt_converter_refuses_other_families(golden_dir):
-    from visattn_mm.converters import convert
-    from visattn_mm.converters.pslt import convert as pslt_convert
-
-    others = [p for p in golden_files(golden_dir, '*.pth')
-              if not osp.basename(p).startswith('pslt')]
-    assert any(osp.basename(p).startswith('fcvit') for p in others)
-    for path in others:
-        state_dict = load_golden(path)['state_dict']
-        with pytest.raises(ValueError, match=r"not an authors' 'pslt' checkpoint"):
-            convert('pslt', state_dict)
-        with pytest.raises(ValueError, match='not an authors\' PSLT checkpoint'):
-            pslt_convert(state_dict)
-
-
 # ----------------------------------------------------------------------------- FCViT
 # (section owned by the FCViT work)
 FCVIT_TINY_CONFIG = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
@@ -164,18 +149,21 @@ def test_fcvit_classifier_parity(golden_dir, fcvit_one_thread):
                 assert_close(o, g, f'{what} {name}')
 
 
-def test_fcvit_converter_refuses_other_families(golden_dir):
+@pytest.mark.parametrize('family, name', [('pslt', 'PSLT'), ('fcvit', 'FCViT')])
+def test_converter_refuses_other_families(golden_dir, family, name):
+    """Every other family's golden checkpoint is refused, by the dispatcher and the module."""
+    import importlib
+
     from visattn_mm.converters import convert
-    from visattn_mm.converters.fcvit import convert as fcvit_convert
-    from visattn_mm.converters.fcvit import looks_like
+    module = importlib.import_module(f'visattn_mm.converters.{family}')
 
     others = [p for p in golden_files(golden_dir, '*.pth')
-              if not osp.basename(p).startswith('fcvit')]
-    assert any(osp.basename(p).startswith('pslt') for p in others)
+              if not osp.basename(p).startswith(family)]
+    assert len(others) >= 2, 'expected golden files of other families'
     for path in others:
         state_dict = load_golden(path)['state_dict']
-        assert not looks_like(state_dict), path
-        with pytest.raises(ValueError, match=r"not an authors' 'fcvit' checkpoint"):
-            convert('fcvit', state_dict)
-        with pytest.raises(ValueError, match=r"not an authors' FCViT checkpoint"):
-            fcvit_convert(state_dict)
+        assert not module.looks_like(state_dict), path
+        with pytest.raises(ValueError, match=f"not an authors' '{family}' checkpoint"):
+            convert(family, state_dict)
+        with pytest.raises(ValueError, match=f"not an authors' {name} checkpoint"):
+            module.convert(state_dict)
