@@ -20,3 +20,25 @@ def golden_dir() -> str:
     if not osp.isdir(path):
         pytest.fail(f'golden folder {path} not found; set VISATTN_GOLDEN_DIR')
     return path
+
+
+@pytest.fixture
+def build_model():
+    """``build_model(config_path)``: its ``model``, built as the toolbox's Runner builds it.
+
+    The Runner builds in the config's default scope. Building without it depends on whatever
+    scope an earlier test (a Runner, ``init_default_scope``) left current in the process.
+    """
+    import importlib
+
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+
+    def build(config: str):
+        cfg = Config.fromfile(config)
+        scope = cfg.get('default_scope', 'mmengine')
+        registry = importlib.import_module(f'{scope}.registry').MODELS
+        with DefaultScope.overwrite_default_scope(scope):
+            return registry.build(cfg.model)
+
+    return build

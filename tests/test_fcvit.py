@@ -75,10 +75,9 @@ def test_arch_errors(arch, message):
 
 
 @pytest.mark.parametrize('arch', list(RELEASED_PARAMS))
-def test_config_builds_with_released_param_count(arch):
+def test_config_builds_with_released_param_count(arch, build_model):
     """Each ImageNet config loads, builds, and has exactly the released parameter count."""
     from mmengine import Config
-    from mmpretrain.registry import MODELS
 
     cfg = Config.fromfile(CONFIGS[arch])
     assert cfg.model.backbone.type == 'visattn_mm.FCViT' and cfg.model.backbone.arch == arch
@@ -86,7 +85,7 @@ def test_config_builds_with_released_param_count(arch):
     assert cfg.model.backbone.drop_path_rate == (0.2 if arch == 'b48' else 0.1)
     resize = cfg.test_dataloader.dataset.pipeline[1]
     assert resize.type == 'ResizeEdge' and resize.scale == (248 if arch in ('tiny', 'b12') else 235)
-    model = MODELS.build(cfg.model)
+    model = build_model(CONFIGS[arch])
     assert sum(p.numel() for p in model.parameters()) == RELEASED_PARAMS[arch]
 
 

@@ -60,14 +60,10 @@ def _pslt_released_shift_state(sizes: list, window: int = 7) -> list:
     return states
 
 
-def test_pslt_classifier_parity(golden_dir):
-    from mmengine import Config
-    from mmpretrain.registry import MODELS
-
-    cfg = Config.fromfile(PSLT_TINY_CONFIG)
+def test_pslt_classifier_parity(golden_dir, build_model):
     for path in golden_files(golden_dir, 'pslt_tiny*.pth'):
         data = load_golden(path)
-        model = MODELS.build(cfg.model)
+        model = build_model(PSLT_TINY_CONFIG)
         model.load_state_dict(_pslt_converted(data), strict=True)
         model.eval()
         with torch.no_grad():
@@ -116,19 +112,15 @@ def fcvit_one_thread():
     torch.set_num_threads(threads)
 
 
-def test_fcvit_classifier_parity(golden_dir, fcvit_one_thread):
+def test_fcvit_classifier_parity(golden_dir, fcvit_one_thread, build_model):
     """Logits of the tiny ImageNet config and the raw stage outputs (``network.0/2/4/6``)."""
-    from mmengine import Config
-    from mmpretrain.registry import MODELS
-
     from visattn_mm.converters import convert
 
-    cfg = Config.fromfile(FCVIT_TINY_CONFIG)
     for path in golden_files(golden_dir, 'fcvit_*.pth'):
         data = load_golden(path)
         assert data['meta']['feature_modules'] == ['network.0', 'network.2', 'network.4',
                                                    'network.6']
-        model = MODELS.build(cfg.model)
+        model = build_model(FCVIT_TINY_CONFIG)
         state_dict = {k: v.float() if v.is_floating_point() else v
                       for k, v in convert('fcvit', data['state_dict']).items()}
         model.load_state_dict(state_dict, strict=True)

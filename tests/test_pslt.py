@@ -270,17 +270,17 @@ def test_convert_detector_checkpoint_keeps_other_keys(golden_dir):
 # ----------------------------------------------------------------------------- configs
 @pytest.mark.parametrize('arch,params', [('tiny', 4_298_988), ('base', 9_257_302),
                                          ('large', 16_099_312)])
-def test_configs_build_classifiers_with_the_released_parameter_count(arch, params):
+def test_configs_build_classifiers_with_the_released_parameter_count(arch, params, build_model):
     from mmengine import Config
-    from mmpretrain.registry import MODELS
-    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'pslt', f'pslt-{arch}_8xb128_in1k.py'))
+    config = osp.join(ROOT, 'configs', 'pslt', f'pslt-{arch}_8xb128_in1k.py')
+    cfg = Config.fromfile(config)
     assert cfg.model.backbone.type == 'visattn_mm.PSLT' and cfg.model.backbone.arch == arch
     assert cfg.optim_wrapper.optimizer.lr == pytest.approx(5e-4 * 8 * 128 / 512)
     assert cfg.optim_wrapper.optimizer.weight_decay == 0.025
     assert cfg.train_cfg.max_epochs == 300 and cfg.param_scheduler[0].end == 5
     assert cfg.custom_hooks[0].momentum == pytest.approx(1 - 0.99996)
     # the released classifier's count to the unit: ImageClassifier, GAP neck, LinearClsHead
-    model = MODELS.build(cfg.model)
+    model = build_model(config)
     assert sum(p.numel() for p in model.parameters()) == params
     head_and_norm = model.head.fc.weight.numel() + model.head.fc.bias.numel() + 2 * 16 * (
         PSLT.arch_zoo[arch]['embed_dims'])

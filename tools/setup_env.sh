@@ -50,9 +50,11 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PY="$VENV/bin/python"
 
-# Fast path: everything already at the pinned versions and importable.
+# Fast path: everything already at the pinned versions and importable. Exit 3: all there but
+# visattn_mm is installed from another checkout. Run from / so that the checkout in the current
+# folder cannot stand in for the installed package.
 check() {
-  "$PY" - "$ROOT" <<'PY' 2>/dev/null
+  (cd / && "$PY" - "$ROOT" <<'PY' 2>/dev/null)
 import sys, importlib.metadata as md
 want = {'torch': '2.13.0', 'torchvision': '0.28.0', 'mmengine': '0.10.7', 'mmcv': '2.1.0',
         'mmdet': '3.3.0', 'mmsegmentation': '1.2.2', 'mmpretrain': '1.2.0', 'openmim': '0.3.9'}
@@ -63,14 +65,22 @@ for name, ver in want.items():
 import setuptools
 if not (77, 0, 3) <= tuple(int(p) for p in setuptools.__version__.split('.')[:3]) < (81,):
     sys.exit(f'setuptools {setuptools.__version__} is outside >=77.0.3,<81')
-import mmcv.ops, torchvision.ops, visattn_mm  # compiled ops and the package itself
-if not visattn_mm.__file__.startswith(sys.argv[1]):
-    sys.exit('visattn_mm is installed from another tree')
+import mmcv.ops, torchvision.ops  # compiled ops
+import os.path as osp
+import visattn_mm
+if osp.dirname(osp.dirname(osp.realpath(visattn_mm.__file__))) != osp.realpath(sys.argv[1]):
+    sys.exit(3)
 PY
 }
-if check; then
+status=0
+check || status=$?
+if [ "$status" -eq 0 ]; then
   log "environment at $VENV is complete"
   exit 0
+elif [ "$status" -eq 3 ]; then
+  log "installing visattn_mm from $ROOT (editable)"
+  PIP_FIND_LINKS= "$PY" -m pip install --no-input -q --no-deps --no-build-isolation -e "$ROOT"
+  check && { log "environment at $VENV is complete"; exit 0; }
 fi
 
 # Pip as configured on the machine but without a local find-links folder: a local '+cpu' torch
