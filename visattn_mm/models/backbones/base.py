@@ -60,15 +60,18 @@ def load_fitting_state_dict(module: torch.nn.Module, cfg: dict,
     raw = {re.sub(r'^module\.', '', k): v for k, v in raw.items()}
     state = {k[len(prefix):]: v for k, v in raw.items() if k.startswith(prefix)}
 
-    families = detect_family(raw)
-    hint = (f"It looks like an unconverted authors' {families[0]!r} checkpoint: convert it with "
-            f'`python tools/convert_official.py {families[0]} SRC DST`.' if families else
-            'Is it a checkpoint of another family or arch, or is the prefix wrong?')
+    def hint() -> str:  # only on the error paths: it matches every key against every family
+        families = detect_family(raw)
+        if families:
+            return (f"It looks like an unconverted authors' {families[0]!r} checkpoint: convert "
+                    f'it with `python tools/convert_official.py {families[0]} SRC DST`.')
+        return 'Is it a checkpoint of another family or arch, or is the prefix wrong?'
+
     if not state:
         prefixes = sorted({k.split('.')[0] + '.' for k in raw})
         raise ValueError(f'{path} has no tensors under the prefix {prefix!r} (its top-level '
                          f'prefixes: {_examples(prefixes, 6)}), so it cannot initialise {name}. '
-                         + hint)
+                         + hint())
     own = module.state_dict()
     missing = [k for k in own if k not in state and not re.match(optional, k)]
     mismatched = [f'{k}: checkpoint {tuple(state[k].shape)} vs {name} {tuple(v.shape)}'
@@ -79,7 +82,7 @@ def load_fitting_state_dict(module: torch.nn.Module, cfg: dict,
             f'{path} (prefix {prefix!r}) does not fit {name}'
             + (f' {arch}' if arch else '') + ': '
             f'{len(missing)} of its {len(own)} tensors are missing ({_examples(missing)}) and '
-            f'{len(mismatched)} have other shapes ({_examples(mismatched, 2)}). ' + hint)
+            f'{len(mismatched)} have other shapes ({_examples(mismatched, 2)}). ' + hint())
     unused = [k for k in state if k not in own]
     if unused:
         print_log(f'{name}: {len(unused)} checkpoint tensors unused ({_examples(unused)})',
