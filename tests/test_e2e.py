@@ -84,14 +84,11 @@ def run_mim(*args: str, cwd: str) -> str:
     return log
 
 
-def test_metrics(log: str) -> dict:
+def final_test_metrics(log: str) -> dict:
     """``key: value`` pairs of the final ``(test)`` line of an mmengine log."""
     lines = [line for line in log.splitlines() if '(test)' in line]
     assert lines, f'no test results in the log:\n{log[-3000:]}'
     return {k: float(v) for k, v in re.findall(r'([\w/]+): (-?[\d.]+(?:e-?\d+)?)', lines[-1])}
-
-
-test_metrics.__test__ = False  # a helper, not a test
 
 
 def train_and_test(case: str, mini_root, tmp_path) -> dict:
@@ -107,7 +104,7 @@ def train_and_test(case: str, mini_root, tmp_path) -> dict:
     assert osp.isfile(checkpoint), checkpoint
     log = run_mim('test', toolbox, cfg_path, '--checkpoint', checkpoint, '--work-dir',
                   str(tmp_path / 'test'), cwd=str(tmp_path))
-    metrics = test_metrics(log)
+    metrics = final_test_metrics(log)
     for key in keys:
         assert key in metrics, f'{key} missing from {metrics}'
         assert math.isfinite(metrics[key]) and metrics[key] >= 0, (key, metrics[key])

@@ -54,9 +54,7 @@ def _rescale_pipeline(pipeline: list, scale: Sequence[int], crop: Sequence[int])
                 t.scale = tuple(max(16, s // 2) for s in t.scale)
             else:
                 t.scale = (long_side, short_side)
-        elif kind == 'Resize' and 'scale' not in t and 'scale_factor' not in t:
-            pass
-        elif kind in ('ResizeEdge',):
+        elif kind == 'ResizeEdge':
             t.scale = short_side
         elif kind in ('RandomResizedCrop', 'CenterCrop'):
             key = 'scale' if 'scale' in t else 'crop_size'
@@ -77,7 +75,7 @@ def make_mini_config(config: str, data_root: str, iters: int = 40,
     data_root = osp.join(osp.abspath(data_root), '')
     toolbox = _toolbox(cfg)
 
-    # ---- model: no pretrained weights, BN on one device
+    # ---- model: no pretrained weights (the mini sets train from scratch)
     model = cfg.model
     model.pop('pretrained', None)
     model.pop('init_cfg', None)
