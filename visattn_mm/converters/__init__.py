@@ -17,6 +17,8 @@ import torch
 FAMILIES = {
     'pslt': 'visattn_mm.converters.pslt',
     'fcvit': 'visattn_mm.converters.fcvit',
+    'bvit': 'visattn_mm.converters.bvit',
+    'dense': 'visattn_mm.converters.dense',
 }
 
 

@@ -39,14 +39,16 @@ def _examples(keys: List[str], n: int = 3) -> str:
     return ', '.join(keys[:n]) + (', ...' if len(keys) > n else '')
 
 
-def load_fitting_state_dict(module: torch.nn.Module, cfg: dict,
-                            optional: str = r'$^') -> Dict[str, torch.Tensor]:
+def load_fitting_state_dict(module: torch.nn.Module, cfg: dict, optional: str = r'$^',
+                            resizable: str = r'$^') -> Dict[str, torch.Tensor]:
     """Load ``cfg['checkpoint']`` (keys under ``cfg['prefix']``) and check that it fits.
 
     Args:
         module: the backbone.
         cfg: a ``dict(type='Pretrained', checkpoint=..., prefix=None, map_location='cpu')``.
         optional: regex of the module's keys the checkpoint may lack.
+        resizable: regex of keys whose shape may differ (the module's load pre-hook resizes
+            them, e.g. position tables).
 
     Returns:
         The checkpoint's tensors for the module's keys.
@@ -75,7 +77,8 @@ def load_fitting_state_dict(module: torch.nn.Module, cfg: dict,
     own = module.state_dict()
     missing = [k for k in own if k not in state and not re.match(optional, k)]
     mismatched = [f'{k}: checkpoint {tuple(state[k].shape)} vs {name} {tuple(v.shape)}'
-                  for k, v in own.items() if k in state and state[k].shape != v.shape]
+                  for k, v in own.items()
+                  if k in state and state[k].shape != v.shape and not re.match(resizable, k)]
     if missing or mismatched:
         arch = getattr(module, 'arch_settings', None)
         raise ValueError(
@@ -98,12 +101,49 @@ class BaseBackbone(BaseModule):
     ``optional_pretrained`` is a regex of the keys a Pretrained checkpoint may lack.
     """
     num_stages: int = 4
+    # what an out_indices / frozen_stages index means, for error messages
+    stage_desc: str = '0..3 = strides 4, 8, 16, 32'
     optional_pretrained: str = r'$^'
+    resizable_pretrained: str = r'$^'
+    # named archs (aliases share one dict) and the keys a dict arch must have
+    arch_zoo: Dict[str, dict] = {}
+    essential_keys: frozenset = frozenset()
 
     # ---------------------------------------------------------------- arguments
-    @classmethod
-    def _parse_out_indices(cls, out_indices: Union[int, Sequence[int]]) -> Tuple[int, ...]:
-        n = cls.num_stages
+    def _parse_arch(self, arch: Union[str, dict]) -> dict:
+        """A copy of the settings of a named arch, or a checked dict arch."""
+        if isinstance(arch, str):
+            key = arch.lower()
+            if key not in self.arch_zoo:
+                raise ValueError(f'unknown arch {arch!r} for {type(self).__name__}; choose one '
+                                 f'of {sorted(self.arch_zoo)} or give a dict with the keys '
+                                 f'{sorted(self.essential_keys)}')
+            return dict(self.arch_zoo[key])
+        if not isinstance(arch, dict):
+            raise TypeError(f'arch must be a name or a dict, got {type(arch).__name__}')
+        missing = set(self.essential_keys) - set(arch)
+        if missing:
+            raise ValueError(f'a dict arch for {type(self).__name__} needs the keys '
+                             f'{sorted(self.essential_keys)}; missing {sorted(missing)}')
+        return dict(arch)
+
+    @staticmethod
+    def drop_path_schedule(drop_path_rate: float, num_blocks: int) -> List[float]:
+        """Stochastic depth rising linearly from 0 to ``drop_path_rate`` over the blocks."""
+        return torch.linspace(0, drop_path_rate, num_blocks).tolist()
+
+    def _check_input(self, x: torch.Tensor, min_size: int = 1) -> None:
+        """Refuse an input that is not (B, in_channels, H, W) with H, W >= ``min_size``."""
+        expected = getattr(self, 'in_channels', None)
+        if x.dim() != 4 or (expected is not None and x.shape[1] != expected):
+            raise ValueError(f'{type(self).__name__} takes images (B, {expected}, H, W), got a '
+                             f'tensor of shape {tuple(x.shape)}')
+        if min(x.shape[-2:]) < min_size:
+            raise ValueError(f'{type(self).__name__}: the input {tuple(x.shape[-2:])} is too '
+                             f'small; both sides must be at least {min_size}')
+
+    def _parse_out_indices(self, out_indices: Union[int, Sequence[int]]) -> Tuple[int, ...]:
+        n = self.num_stages
         if isinstance(out_indices, int):
             out_indices = (out_indices,)
         if len(out_indices) == 0:
@@ -111,17 +151,16 @@ class BaseBackbone(BaseModule):
         result = []
         for index in out_indices:
             if not isinstance(index, int) or not -n <= index < n:
-                raise ValueError(f'out_indices must be stage indices in {-n}..{n - 1} (0..3 = '
-                                 f'strides 4, 8, 16, 32), got {index!r} in {tuple(out_indices)}')
+                raise ValueError(f'out_indices must be stage indices in {-n}..{n - 1} '
+                                 f'({self.stage_desc}), got {index!r} in {tuple(out_indices)}')
             result.append(index % n)
         if len(set(result)) != len(result):
             raise ValueError(f'out_indices has a stage twice: {tuple(out_indices)}')
         return tuple(sorted(result))  # outputs come in stage order
 
-    @classmethod
-    def _check_frozen_stages(cls, frozen_stages: int) -> int:
-        if not -1 <= frozen_stages <= cls.num_stages:
-            raise ValueError(f'frozen_stages must be in -1..{cls.num_stages} (-1: none, 0: the '
+    def _check_frozen_stages(self, frozen_stages: int) -> int:
+        if not -1 <= frozen_stages <= self.num_stages:
+            raise ValueError(f'frozen_stages must be in -1..{self.num_stages} (-1: none, 0: the '
                              f'stem, i: the stem and the first i stages), got {frozen_stages}')
         return frozen_stages
 
@@ -152,7 +191,8 @@ class BaseBackbone(BaseModule):
         if pretrained is None or self._is_init:
             super().init_weights()
             return
-        state = load_fitting_state_dict(self, pretrained, self.optional_pretrained)
+        state = load_fitting_state_dict(self, pretrained, self.optional_pretrained,
+                                        self.resizable_pretrained)
         self.init_cfg = others or None
         try:
             super().init_weights()  # children and any non-pretrained entries

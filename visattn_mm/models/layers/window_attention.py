@@ -14,7 +14,6 @@ either with one fused ``F.scaled_dot_product_attention`` call (``B + M`` passed 
 For PSLT's ladder branches the value comes from outside (the previous branch's output) and only
 q, k are computed from the input (``external_v=True``).
 """
-import os
 from functools import lru_cache
 from typing import Dict, Final, Optional, Tuple
 
@@ -22,19 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .attention import scaled_dot_product, use_fused_attn
+
 # Swin and PSLT fill masked logits with -100 rather than -inf: the softmax weight is ~4e-44,
 # i.e. zero in fp32, and a row can never become all -inf.
 MASK_FILL = -100.0
-
-
-def use_fused_attn() -> bool:
-    """Whether new attention modules use ``F.scaled_dot_product_attention``.
-
-    On by default; ``VISATTN_FUSED_ATTN=0`` in the environment selects the written-out path
-    (for debugging or export).
-    """
-    return (hasattr(F, 'scaled_dot_product_attention')
-            and os.environ.get('VISATTN_FUSED_ATTN', '1') != '0')
 
 
 def window_partition(x: torch.Tensor, window_size: int) -> torch.Tensor:
@@ -229,16 +220,9 @@ class WindowMSA(nn.Module):
             bias = (bias.unsqueeze(0) + mask.unsqueeze(1)).reshape(g * h, N, N)  # (nW*h, N, N)
             q, k, v = (t.reshape(Bw // g, g * h, N, hd) for t in (q, k, v))
 
-        if self.fused_attn:
-            out = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=bias.to(q.dtype),
-                dropout_p=self.attn_drop if self.training else 0., scale=self.scale)
-        else:
-            attn = (q * self.scale) @ k.transpose(-2, -1) + bias  # (.., N, N)
-            attn = attn.softmax(dim=-1)
-            if self.training and self.attn_drop > 0:
-                attn = F.dropout(attn, self.attn_drop)
-            out = attn @ v  # (.., N, hd)
+        out = scaled_dot_product(q, k, v, self.scale, bias=bias,
+                                 dropout_p=self.attn_drop if self.training else 0.,
+                                 fused=self.fused_attn)  # (.., N, hd)
 
         out = out.reshape(Bw, h, N, hd).transpose(1, 2).reshape(Bw, N, C)  # (Bw, N, C)
         return self.proj_drop(self.proj(out))

@@ -1,0 +1,192 @@
+"""The attention core shared by every family, and the two cross-layer mechanisms built on it.
+
+* :func:`scaled_dot_product` is the one place where ``softmax(q k^T * scale + bias) v`` is computed:
+  either by ``F.scaled_dot_product_attention`` (fused) or written out as the formula reads (the
+  reference path, also used for export); :class:`MultiheadAttention` and the window attention
+  choose the path once, in ``__init__``.
+* :class:`MultiheadAttention` is a plain multi-head self-attention that returns its per-head
+  q, k, v beside its output and can attend over a value it is handed (``value_fn``).
+* :func:`broad_attention` (BViT) and :func:`dense_value_mix` (Dense attention) combine the q, k, v
+  of several layers; both are used by the plain-ViT and the Swin forms.
+"""
+import os
+from typing import Callable, Final, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+QKV = Tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+def use_fused_attn() -> bool:
+    """Whether new attention modules use ``F.scaled_dot_product_attention``.
+
+    On by default; ``VISATTN_FUSED_ATTN=0`` in the environment selects the written-out path
+    (for debugging or export).
+    """
+    return (hasattr(F, 'scaled_dot_product_attention')
+            and os.environ.get('VISATTN_FUSED_ATTN', '1') != '0')
+
+
+def scaled_dot_product(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float,
+                       bias: Optional[torch.Tensor] = None, dropout_p: float = 0.,
+                       fused: bool = True) -> torch.Tensor:
+    """``softmax(q k^T * scale + bias) v``; the scale **multiplies** the logits.
+
+    Args:
+        q (Tensor): (..., N, d).
+        k (Tensor): (..., M, d).
+        v (Tensor): (..., M, d_v); d_v may differ from d.
+        scale (float): the factor on the logits.
+        bias (Tensor, optional): additive term broadcastable to (..., N, M). Defaults to None.
+        dropout_p (float): dropout on the attention weights; pass 0 outside training.
+            Defaults to 0.
+        fused (bool): one ``F.scaled_dot_product_attention`` call, or the formula written out.
+            Defaults to True.
+
+    Returns:
+        Tensor: (..., N, d_v).
+    """
+    if fused:
+        if bias is not None:
+            bias = bias.to(q.dtype)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p,
+                                              scale=scale)
+    attn = (q * scale) @ k.transpose(-2, -1)  # (..., N, M)
+    if bias is not None:
+        attn = attn + bias
+    attn = attn.softmax(dim=-1)
+    if dropout_p > 0:
+        attn = F.dropout(attn, dropout_p)
+    return attn @ v
+
+
+class MultiheadAttention(nn.Module):
+    """Multi-head self-attention that also returns its per-head q, k, v.
+
+    ``out = Proj(concat_h softmax(q_h k_h^T * scale) v'_h)`` with ``v' = value_fn(v)`` when a
+    ``value_fn`` is given (Dense attention mixes earlier layers' values in there), else ``v``.
+
+    Args:
+        embed_dims (int): input and output channels C.
+        num_heads (int): heads H.
+        head_dims (int, optional): channels per head d; the inner width is H * d. Defaults to
+            C // H, which then must divide evenly.
+        qkv_bias (bool): bias in the q, k, v projection. Defaults to True.
+        qk_scale (float, optional): factor the logits are multiplied by. Defaults to d ** -0.5.
+        attn_drop (float): dropout on the attention weights (training only). Defaults to 0.
+        proj_drop (float): dropout after the output projection. Defaults to 0.
+    """
+
+    fused_attn: Final[bool]
+
+    def __init__(self, embed_dims: int, num_heads: int, head_dims: Optional[int] = None,
+                 qkv_bias: bool = True, qk_scale: Optional[float] = None, attn_drop: float = 0.,
+                 proj_drop: float = 0.) -> None:
+        super().__init__()
+        if head_dims is None:
+            if embed_dims % num_heads:
+                raise ValueError(f'num_heads {num_heads} does not divide embed_dims {embed_dims}; '
+                                 f'choose a divisor of {embed_dims} or give head_dims')
+            head_dims = embed_dims // num_heads
+        self.embed_dims = embed_dims
+        self.num_heads = num_heads
+        self.head_dims = head_dims
+        self.scale = qk_scale or head_dims ** -0.5
+        self.attn_drop = attn_drop
+        self.fused_attn = use_fused_attn()
+        inner = num_heads * head_dims
+        self.qkv = nn.Linear(embed_dims, 3 * inner, bias=qkv_bias)
+        self.proj = nn.Linear(inner, embed_dims)
+        self.proj_drop = nn.Dropout(proj_drop)
+
+    def extra_repr(self) -> str:
+        return (f'embed_dims={self.embed_dims}, num_heads={self.num_heads}, '
+                f'head_dims={self.head_dims}, fused_attn={self.fused_attn}')
+
+    def project_qkv(self, x: torch.Tensor) -> QKV:
+        """x: (B, N, C) -> q, k, v, each (B, H, N, d)."""
+        B, N, _ = x.shape
+        qkv = self.qkv(x).view(B, N, 3, self.num_heads, self.head_dims)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, H, N, d)
+        return q, k, v
+
+    def forward(self, x: torch.Tensor,
+                value_fn: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
+                ) -> Tuple[torch.Tensor, QKV]:
+        """
+        Args:
+            x (Tensor): (B, N, C).
+            value_fn (callable, optional): v (B, H, N, d) -> the value attended over.
+
+        Returns:
+            tuple: the output (B, N, C) and this layer's (q, k, v), each (B, H, N, d).
+        """
+        B, N, _ = x.shape
+        q, k, v = self.project_qkv(x)
+        value = v if value_fn is None else value_fn(v)
+        out = scaled_dot_product(q, k, value, self.scale,
+                                 dropout_p=self.attn_drop if self.training else 0.,
+                                 fused=self.fused_attn)  # (B, H, N, d)
+        out = out.transpose(1, 2).reshape(B, N, self.num_heads * self.head_dims)
+        return self.proj_drop(self.proj(out)), (q, k, v)
+
+
+def broad_attention(qs: Sequence[torch.Tensor], ks: Sequence[torch.Tensor],
+                    vs: Sequence[torch.Tensor], scale: float, out_dims: int,
+                    fused: bool = True) -> torch.Tensor:
+    """BViT's parameter-free attention over the q, k, v of L layers, then BPool.
+
+    With ``Q = [q_1 .. q_L]`` (joined on the channel axis, likewise K and V)::
+
+        A   = softmax(Q K^T * scale) = softmax(sum_l q_l k_l^T * scale)     (one map per head)
+        O   = A V                                                          (N, L * d) per head
+        out = BPool(O)   adaptive average pooling over the (head, layer, d)-ordered channels
+
+    computed as one attention over the joined tensors: no per-layer map is ever formed.
+
+    Args:
+        qs, ks, vs (Sequence[Tensor]): L tensors each, (B', H, N, d).
+        scale (float): the logit factor, d ** -0.5 in BViT (d of one layer, not L * d).
+        out_dims (int): channels after BPool.
+        fused (bool): see :func:`scaled_dot_product`. Defaults to True.
+
+    Returns:
+        Tensor: (B', N, out_dims).
+    """
+    q, k, v = (torch.cat(list(t), dim=-1) for t in (qs, ks, vs))  # (B', H, N, L*d) each
+    out = scaled_dot_product(q, k, v, scale, fused=fused)  # (B', H, N, L*d)
+    B, H, N, Ld = out.shape
+    out = out.transpose(1, 2).reshape(B, N, H * Ld)  # channels ordered (head, layer, d)
+    if (H * Ld) % out_dims == 0:  # equal windows: the same numbers as AdaptiveAvgPool1d
+        return out.view(B, N, out_dims, H * Ld // out_dims).mean(-1)
+    return F.adaptive_avg_pool1d(out, out_dims)  # (B', N, out_dims)
+
+
+def dense_value_mix(v: torch.Tensor, previous: Sequence[torch.Tensor],
+                    weights: torch.Tensor) -> torch.Tensor:
+    """Dense attention's value: ``v_i + sum_j w_j v_j`` over the earlier layers j of the stage.
+
+    The released layer computes ``A_i v_i + sum_j w_j A_i v_j``; by linearity mixing the values
+    first needs one attention instead of one per earlier layer.
+
+    Args:
+        v (Tensor): this layer's value, (..., N, d).
+        previous (Sequence[Tensor]): the j earlier layers' values, each shaped like ``v``
+            (not detached: gradients reach them).
+        weights (Tensor): this layer's mixing weights, at least ``len(previous)`` entries; entry j
+            weighs layer j. Entries past ``len(previous)`` are unused and get a zero gradient.
+
+    Returns:
+        Tensor: shaped like ``v``.
+    """
+    if len(previous) > weights.numel():
+        raise ValueError(f'{len(previous)} earlier values but only {weights.numel()} weights')
+    # the slice keeps the whole weight vector in the graph, also for the first layer (empty
+    # slice): every parameter gets a gradient, so DDP needs no find_unused_parameters
+    w = weights[:len(previous)].to(v.dtype)
+    if not previous:
+        return v + w.sum()  # adds exactly 0 (an empty sum)
+    stacked = torch.stack(list(previous), dim=0)  # (j, ..., N, d)
+    return v + torch.tensordot(w, stacked, dims=1)
