@@ -59,6 +59,16 @@ CASES = {
                            dict(scale=(128, 110), crop=(96, 96), batch_size=10), CLS),
 }
 
+# each family's cases live in tests/e2e_cases_<family>.py (``CASES``, same tuple layout)
+for _family in ('bvit', 'dense'):
+    try:
+        _module = __import__(f'e2e_cases_{_family}')
+    except ModuleNotFoundError as err:
+        if err.name != f'e2e_cases_{_family}':
+            raise
+        continue
+    CASES.update(_module.CASES)
+
 
 @pytest.fixture(scope='session')
 def mini_root(tmp_path_factory):

@@ -1,10 +1,12 @@
 """Parity with the authors' released code: converted weights reproduce ``golden/`` outputs.
 
-Every golden file of a family is found by its name pattern and every input in it is checked:
+Every golden file of a family is found by its name prefix, its model is built from the file's
+``meta['arch']`` (an arch this test does not know fails it), and every input in it is checked:
 ``max|ours - golden| <= 1e-4 * max|golden|`` for each output and feature tensor.
 """
 import glob
 import os.path as osp
+from typing import Callable, Dict, Sequence, Tuple
 
 import pytest
 import torch
@@ -33,19 +35,50 @@ def assert_close(ours: torch.Tensor, ref: torch.Tensor, what: str) -> float:
     return err
 
 
-# ----------------------------------------------------------------------------- PSLT
-# (section owned by the PSLT work)
-PSLT_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-PSLT_TINY_CONFIG = osp.join(PSLT_ROOT, 'configs', 'pslt', 'pslt-tiny_8xb128_in1k.py')
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
-def _pslt_converted(data: dict) -> dict:
+def converted(family: str, data: dict) -> dict:
     from visattn_mm.converters import convert
     return {k: v.float() if v.is_floating_point() else v
-            for k, v in convert('pslt', data['state_dict']).items()}
+            for k, v in convert(family, data['state_dict']).items()}
 
 
-def _pslt_released_shift_state(sizes: list, window: int = 7) -> list:
+def classifier_runner(model, data: dict, family: str, stage_hooks: Sequence = ()):
+    """``run(image) -> (logits, features)`` of a converted mmpretrain classifier; features are
+    the outputs of ``stage_hooks`` (modules), read by forward hooks."""
+    model.load_state_dict(converted(family, data), strict=True)
+    model.eval()
+    features: list = []
+    for module in stage_hooks:
+        module.register_forward_hook(lambda m, args, out: features.append(out))
+
+    def run(image, n):
+        features.clear()
+        return model(image, mode='tensor'), list(features)
+    return run
+
+
+def config_model(config: str, **backbone):
+    """The ``model`` of a shipped config, built in its default scope, backbone overridden."""
+    import importlib
+
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+    cfg = Config.fromfile(osp.join(ROOT, config))
+    cfg.model.backbone.update(backbone)
+    scope = cfg.get('default_scope', 'mmengine')
+    with DefaultScope.overwrite_default_scope(scope):
+        return importlib.import_module(f'{scope}.registry').MODELS.build(cfg.model)
+
+
+def vit_classifier(backbone: dict, channels: int):
+    from mmpretrain.registry import MODELS
+    return MODELS.build(dict(type='ImageClassifier', backbone=backbone, head=dict(
+        type='LinearClsHead', num_classes=1000, in_channels=channels)))
+
+
+def pslt_released_shift_state(sizes: list, window: int = 7) -> list:
     """``ladder_shift`` of one released detection-backbone instance before each input.
 
     The golden inputs run in order through one instance of the released code, and its
@@ -60,51 +93,48 @@ def _pslt_released_shift_state(sizes: list, window: int = 7) -> list:
     return states
 
 
-def test_pslt_classifier_parity(golden_dir, build_model):
-    for path in golden_files(golden_dir, 'pslt_tiny*.pth'):
-        data = load_golden(path)
-        model = build_model(PSLT_TINY_CONFIG)
-        model.load_state_dict(_pslt_converted(data), strict=True)
-        model.eval()
-        with torch.no_grad():
-            for n, (image, logits) in enumerate(zip(data['inputs'], data['outputs'])):
-                ours = model(image.float(), mode='tensor')
-                assert_close(ours, logits, f'{osp.basename(path)} input {n} '
-                                           f'{tuple(image.shape[-2:])} logits')
-
-
-def test_pslt_detection_backbone_parity(golden_dir):
+def pslt_detection_runner(data: dict):
     from visattn_mm.models.backbones import PSLT
+    backbone_sd = {k[len('backbone.'):]: v for k, v in converted('pslt', data).items()
+                   if k.startswith('backbone.')}
+    states = pslt_released_shift_state([tuple(x.shape[-2:]) for x in data['inputs']])
+    models = {}
 
-    for path in golden_files(golden_dir, 'pslt_det*.pth'):
-        data = load_golden(path)
-        backbone_sd = {k[len('backbone.'):]: v for k, v in _pslt_converted(data).items()
-                       if k.startswith('backbone.')}
-        shift_states = _pslt_released_shift_state([tuple(x.shape[-2:]) for x in data['inputs']])
-        models = {}
-        for n, (image, maps) in enumerate(zip(data['inputs'], data['outputs'])):
-            state = shift_states[n]
-            if state not in models:
-                models[state] = PSLT('base', out_indices=(0, 1, 2, 3), norm_cfg=dict(type='BN'),
-                                     ladder_shift=state)
-                models[state].load_state_dict(backbone_sd, strict=True)
-                models[state].eval()
-            with torch.no_grad():
-                ours = models[state](image.float())
-            assert len(ours) == len(maps) == 4
-            for i, (o, g) in enumerate(zip(ours, maps)):
-                assert_close(o, g, f'{osp.basename(path)} input {n} {tuple(image.shape[-2:])} '
-                                   f'stage {i}')
+    def run(image, n):
+        if states[n] not in models:
+            models[states[n]] = PSLT('base', out_indices=(0, 1, 2, 3), norm_cfg=dict(type='BN'),
+                                     ladder_shift=states[n])
+            models[states[n]].load_state_dict(backbone_sd, strict=True)
+            models[states[n]].eval()
+        return models[states[n]](image), []
+    return run
 
 
-# ----------------------------------------------------------------------------- FCViT
-# (section owned by the FCViT work)
-FCVIT_TINY_CONFIG = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
-                             'configs', 'fcvit', 'fcvit-tiny_8xb128_in1k.py')
+def fcvit_tiny_runner(data: dict):
+    model = config_model('configs/fcvit/fcvit-tiny_8xb128_in1k.py')
+    # the stage outputs before any output norm (``network.0/2/4/6`` of the released model)
+    return classifier_runner(model, data, 'fcvit', stage_hooks=model.backbone.stages)
+
+
+# meta['arch'] of a golden file -> (family, runner factory); an arch not listed fails the test
+ARCHS: Dict[str, Tuple[str, Callable]] = {
+    'PSLT_tiny (embed 24)': ('pslt', lambda data: classifier_runner(
+        config_model('configs/pslt/pslt-tiny_8xb128_in1k.py'), data, 'pslt')),
+    'PSLT (embed 36) detection backbone, BN, out_indices (0,1,2,3)': (
+        'pslt', pslt_detection_runner),
+    'fcvit_tiny': ('fcvit', fcvit_tiny_runner),
+    'BViT-5M as released: dim 192, depth 12, heads 3, dim_head 64, mlp 768, conv stem 7x7/2, '
+    'broad weight 0.4, pool 192': ('bvit', lambda data: classifier_runner(vit_classifier(
+        dict(type='visattn_mm.BViT', arch='tiny', released_stem=True), 192), data, 'bvit')),
+    'dDeiT_Ti as released: dim 192, depth 12, heads 2, dim_head 64, mlp 768': (
+        'dense', lambda data: classifier_runner(vit_classifier(
+            dict(type='visattn_mm.DenseDeiT', arch='tiny'), 192), data, 'dense')),
+}
+FAMILIES = sorted({family for family, _ in ARCHS.values()})
 
 
 @pytest.fixture
-def fcvit_one_thread():
+def one_thread():
     """One thread: on a shared 2-core machine, waiting OpenMP threads cost more than they gain."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -112,36 +142,41 @@ def fcvit_one_thread():
     torch.set_num_threads(threads)
 
 
-def test_fcvit_classifier_parity(golden_dir, fcvit_one_thread, build_model):
-    """Logits of the tiny ImageNet config and the raw stage outputs (``network.0/2/4/6``)."""
-    from visattn_mm.converters import convert
+def as_list(value) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
 
-    for path in golden_files(golden_dir, 'fcvit_*.pth'):
+
+@pytest.mark.parametrize('family', FAMILIES)
+def test_parity(family, golden_dir, one_thread):
+    """Every golden file of the family, built from its meta['arch'], every input and tensor."""
+    for path in golden_files(golden_dir, f'{family}_*.pth'):
         data = load_golden(path)
-        assert data['meta']['feature_modules'] == ['network.0', 'network.2', 'network.4',
-                                                   'network.6']
-        model = build_model(FCVIT_TINY_CONFIG)
-        state_dict = {k: v.float() if v.is_floating_point() else v
-                      for k, v in convert('fcvit', data['state_dict']).items()}
-        model.load_state_dict(state_dict, strict=True)
-        model.eval()
-        # hooks read the stage outputs before any output norm, without changing the model
-        stage_outputs = []
-        for stage in model.backbone.stages:
-            stage.register_forward_hook(lambda module, args, out: stage_outputs.append(out))
-        for n, (image, logits, features) in enumerate(
-                zip(data['inputs'], data['outputs'], data['features'])):
-            what = f'{osp.basename(path)} input {n} {tuple(image.shape[-2:])}'
-            stage_outputs.clear()
+        name, arch = osp.basename(path), data['meta']['arch']
+        if arch not in ARCHS:
+            pytest.fail(f'{name}: unknown arch {arch!r}; known: {sorted(ARCHS)}')
+        assert ARCHS[arch][0] == family, f'{name}: arch {arch!r} is a {ARCHS[arch][0]} model'
+        modules = data['meta'].get('feature_modules') or []
+        inputs, outputs, features = data['inputs'], data['outputs'], data['features']
+        assert len(outputs) == len(inputs), f'{name}: {len(outputs)} outputs, {len(inputs)} inputs'
+        assert len(features) == (len(inputs) if modules else 0) or \
+            all(len(f) == 0 for f in features), f'{name}: {len(features)} feature entries'
+        run = ARCHS[arch][1](data)
+        for n, image in enumerate(inputs):
+            what = f'{name} input {n} {tuple(image.shape[-2:])}'
             with torch.no_grad():
-                ours = model(image.float(), mode='tensor')
-            assert_close(ours, logits, f'{what} logits')
-            assert len(stage_outputs) == len(features) == 4
-            for name, o, g in zip(data['meta']['feature_modules'], stage_outputs, features):
-                assert_close(o, g, f'{what} {name}')
+                ours, ours_features = run(image.float(), n)
+            ours, ref = as_list(ours), as_list(outputs[n])
+            assert len(ours) == len(ref), f'{what}: {len(ours)} outputs, golden {len(ref)}'
+            for i, (o, g) in enumerate(zip(ours, ref)):
+                assert_close(o, g, f'{what} output {i}')
+            if modules:
+                assert len(ours_features) == len(features[n]) == len(modules), what
+                for module, o, g in zip(modules, ours_features, features[n]):
+                    assert_close(o, g, f'{what} {module}')
 
 
-@pytest.mark.parametrize('family, name', [('pslt', 'PSLT'), ('fcvit', 'FCViT')])
+@pytest.mark.parametrize('family, name', [('pslt', 'PSLT'), ('fcvit', 'FCViT'), ('bvit', 'BViT'),
+                                          ('dense', 'Dense')])
 def test_converter_refuses_other_families(golden_dir, family, name):
     """Every other family's golden checkpoint is refused, by the dispatcher and the module."""
     import importlib
