@@ -2,6 +2,13 @@
 
     python tools/benchmark.py                                  # the PSLT and FCViT tables
     python tools/benchmark.py --models pslt-base r50 --sizes 224x224x32 --device cuda
+    python tools/benchmark.py --interleave --models deit-ti bvit-ti dense-deit-ti \
+        --sizes 224x224x16                                     # ratios to the first model
+
+``--interleave`` builds every model in one process and times them in turns (A B C A B C ...),
+inference and a training step (forward + backward), and reports the median images/s of the
+rounds and the ratio to the first model (the anchor): on a shared, drifting machine ratios
+measured this way hold where lone times do not.
 
 Each (model, size) runs in a fresh subprocess, so the peak memory is that model's alone: on CUDA
 ``torch.cuda.max_memory_allocated``; on the CPU the peak resident set size of the process minus
@@ -28,10 +35,31 @@ MODELS = {
     'convnext-t': ('mmpretrain', dict(type='ConvNeXt', arch='tiny', out_indices=(0, 1, 2, 3))),
     'poolformer-s12': ('mmpretrain', dict(type='PoolFormer', arch='s12', out_indices=(0, 2, 4, 6))),
     'poolformer-s24': ('mmpretrain', dict(type='PoolFormer', arch='s24', out_indices=(0, 2, 4, 6))),
+    # plain ViTs: the last layer's map (dense prediction) / cls token
+    'deit-ti': ('mmpretrain', dict(type='VisionTransformer', arch='deit-tiny', out_type='featmap',
+                                   qkv_bias=False)),
+    'deit-s': ('mmpretrain', dict(type='VisionTransformer', arch='deit-small', out_type='featmap',
+                                  qkv_bias=False)),
+    'bvit-ti': ('visattn_mm', dict(type='visattn_mm.BViT', arch='tiny', out_type='featmap')),
+    'bvit-s': ('visattn_mm', dict(type='visattn_mm.BViT', arch='small', out_type='featmap')),
+    'dense-deit-ti': ('visattn_mm', dict(type='visattn_mm.DenseDeiT', arch='tiny',
+                                         out_type='featmap')),
+    'dense-deit-ti-3h': ('visattn_mm', dict(type='visattn_mm.DenseDeiT', arch='tiny',
+                                            num_heads=3, out_type='featmap')),
+    'dense-deit-s': ('visattn_mm', dict(type='visattn_mm.DenseDeiT', arch='small',
+                                        out_type='featmap')),
+    'swin-t': ('mmpretrain', dict(type='SwinTransformer', arch='tiny', out_indices=(0, 1, 2, 3))),
+    'broad-swin-t': ('visattn_mm', dict(type='visattn_mm.BroadSwinTransformer', arch='tiny',
+                                        out_indices=(0, 1, 2, 3))),
+    'dense-swin-t': ('visattn_mm', dict(type='visattn_mm.DenseSwinTransformer', arch='tiny',
+                                        out_indices=(0, 1, 2, 3))),
 }
 TABLES = {
     'pslt': ['pslt-base', 'mobilenetv2', 'r18', 'r50'],
     'fcvit': ['fcvit-b12', 'fcvit-b24', 'r50', 'convnext-t', 'poolformer-s12', 'poolformer-s24'],
+    'bvit': ['deit-ti', 'bvit-ti', 'deit-s', 'bvit-s', 'swin-t', 'broad-swin-t'],
+    'dense': ['deit-ti', 'dense-deit-ti', 'dense-deit-ti-3h', 'deit-s', 'dense-deit-s', 'swin-t',
+              'dense-swin-t'],
 }
 SIZES = ['224x224x32', '800x1333x1']
 
@@ -40,19 +68,69 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def build(name: str, device: str):
+    import importlib
+
+    import visattn_mm  # noqa: F401
+    from mmengine.registry import init_default_scope
+    scope, cfg = MODELS[name]
+    init_default_scope(scope if scope != 'visattn_mm' else 'mmdet')
+    return importlib.import_module(f'{scope}.registry').MODELS.build(cfg).to(device)
+
+
+def interleave(names: list, size: str, device: str, rounds: int) -> list:
+    """Median images/s over ``rounds`` turns of every model, eval and a training step."""
+    import statistics
+
+    import torch
+    h, w, batch = (int(v) for v in size.split('x'))
+    models = {name: build(name, device) for name in names}
+    x = torch.randn(batch, 3, h, w, device=device)
+    sync = torch.cuda.synchronize if device.startswith('cuda') else (lambda: None)
+
+    def loss(outs):
+        return sum(o.float().mean() for o in outs)
+
+    def step(model, train: bool) -> float:
+        sync()
+        start = time.perf_counter()
+        if train:
+            model.train()
+            loss(model(x)).backward()
+            model.zero_grad(set_to_none=True)
+        else:
+            model.eval()
+            with torch.inference_mode():
+                model(x)
+        sync()
+        return time.perf_counter() - start
+
+    times = {(n, t): [] for n in names for t in (False, True)}
+    for r in range(rounds + 1):  # round 0 warms up
+        for name, model in models.items():
+            for train in (False, True):
+                elapsed = step(model, train)
+                if r:
+                    times[name, train].append(elapsed)
+    rows = []
+    for name in names:
+        row = dict(model=name, size=size, device=device,
+                   params=sum(p.numel() for p in models[name].parameters()))
+        for train, key in ((False, 'eval'), (True, 'train')):
+            row[f'{key}_imgs_per_s'] = batch / statistics.median(times[name, train])
+            row[f'{key}_ratio'] = row[f'{key}_imgs_per_s'] / (
+                batch / statistics.median(times[names[0], train]))
+        rows.append(row)
+    return rows
+
+
 def measure(name: str, size: str, device: str, seconds: float) -> dict:
     """Run in the child process: build, warm up, time, report."""
     import torch
 
-    import visattn_mm  # noqa: F401
-    scope, cfg = MODELS[name]
-    import importlib
-    registry = importlib.import_module(f'{scope}.registry').MODELS
-    from mmengine.registry import init_default_scope
-    init_default_scope(scope if scope != 'visattn_mm' else 'mmdet')
     h, w, batch = (int(v) for v in size.split('x'))
     base_rss = _peak_rss_mb()
-    model = registry.build(cfg).to(device)
+    model = build(name, device)
     model.eval()  # (some backbones' train() returns None, so no chaining)
     params = sum(p.numel() for p in model.parameters())
     x = torch.randn(batch, 3, h, w, device=device)
@@ -89,11 +167,33 @@ def main(argv=None) -> None:
     parser.add_argument('--seconds', type=float, default=5.0, help='timing per measurement')
     parser.add_argument('--threads', type=int, help='torch CPU threads (default: torch\'s)')
     parser.add_argument('--json', help='also write the rows here')
+    parser.add_argument('--interleave', action='store_true',
+                        help='all models in one process, in turns; ratios to the first model')
+    parser.add_argument('--rounds', type=int, default=5, help='turns per model (--interleave)')
+    parser.add_argument('--table', choices=sorted(TABLES), help='the models of one table')
     parser.add_argument('--child', nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
+    if args.table:
+        args.models = TABLES[args.table]
+    if args.interleave:
+        models = args.models or TABLES['bvit']
+        print(f'| model | input HxWxB | params | eval img/s | eval ratio | train img/s | '
+              f'train ratio |')
+        print('|---|---|---:|---:|---:|---:|---:|')
+        rows = []
+        for size in args.sizes:
+            for row in interleave(models, size, args.device, args.rounds):
+                rows.append(row)
+                print(f"| {row['model']} | {size} | {row['params']:,} | "
+                      f"{row['eval_imgs_per_s']:.2f} | {row['eval_ratio']:.2f} | "
+                      f"{row['train_imgs_per_s']:.2f} | {row['train_ratio']:.2f} |", flush=True)
+        if args.json:
+            with open(args.json, 'w') as f:
+                json.dump(rows, f, indent=1)
+        return
     if args.child:
         print(json.dumps(measure(*args.child, args.device, args.seconds)))
         return
