@@ -64,7 +64,7 @@ if __name__ == '__main__':
         include_package_data=True,
         python_requires='>=3.9',
         install_requires=[
-            'torch>=2.0', 'mmengine==0.10.7', 'mmcv==2.1.0', 'mmdet==3.3.0',
+            'torch>=2.4', 'mmengine==0.10.7', 'mmcv==2.1.0', 'mmdet==3.3.0',
             'mmsegmentation==1.2.2', 'mmpretrain==1.2.0',
         ],
         extras_require={'tests': ['pytest']},

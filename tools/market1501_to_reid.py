@@ -33,52 +33,14 @@ Usage::
 import argparse
 import os
 import os.path as osp
-import re
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from visattn_mm.datasets.market1501 import (DISTRACTOR_PID, JUNK_PID, MarketName,  # noqa: F401
+                                            parse_market_name)
 
 TRAIN_FOLDER = 'bounding_box_train'
 GALLERY_FOLDER = 'bounding_box_test'
 QUERY_FOLDER = 'query'
-DISTRACTOR_PID = 0
-JUNK_PID = -1
-
-_MARKET_NAME = re.compile(
-    r'^(?P<pid>-1|\d{4})_c(?P<camera>\d)s(?P<sequence>\d+)_(?P<frame>\d{6})_(?P<box>\d{2})'
-    r'\.jpg$')
-
-
-class MarketName(NamedTuple):
-    """The fields of a Market-1501 file name ``PPPP_cCsS_FFFFFF_NN.jpg``."""
-    pid: int  #: identity; 0 = distractor, -1 = junk
-    camera: int  #: 1..6
-    sequence: int
-    frame: int
-    box: int
-
-
-def parse_market_name(filename: str) -> MarketName:
-    """Parse a Market-1501 image name.
-
-    Args:
-        filename: A file name or path; only the base name is parsed.
-
-    Returns:
-        The parsed :class:`MarketName`.
-
-    Raises:
-        ValueError: When the name is not ``PPPP_cCsS_FFFFFF_NN.jpg`` (4-digit identity or
-            ``-1``, camera digit, sequence, 6-digit frame, 2-digit box index).
-    """
-    base = osp.basename(filename)
-    m = _MARKET_NAME.match(base)
-    if m is None:
-        raise ValueError(
-            f"'{base}' is not a Market-1501 image name: expected PPPP_cCsS_FFFFFF_NN.jpg "
-            "(4-digit identity or -1 for junk, camera C, sequence S, 6-digit frame F, "
-            "2-digit box index N), e.g. '0002_c1s1_000451_03.jpg'")
-    return MarketName(int(m['pid']), int(m['camera']), int(m['sequence']), int(m['frame']),
-                      int(m['box']))
-
 
 def list_market_folder(data_root: str, folder: str) -> List[Tuple[str, MarketName]]:
     """All ``.jpg`` images of one Market-1501 folder, sorted by name.

@@ -29,7 +29,6 @@ Reported keys (default prefix ``market1501``): ``market1501/mAP``, ``market1501/
 ``market1501/R5``, ``market1501/R10``, as fractions in [0, 1].
 """
 import os.path as osp
-import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -37,35 +36,9 @@ import torch
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
 
+from visattn_mm.datasets.market1501 import (DISTRACTOR_PID, JUNK_PID,  # noqa: F401
+                                            parse_reid_name)
 from visattn_mm.registry import METRICS
-
-JUNK_PID = -1
-DISTRACTOR_PID = 0
-
-_REID_NAME = re.compile(r'^(?P<pid>-1|\d+)_c(?P<camera>\d+)')
-
-
-def parse_reid_name(path: str) -> Tuple[int, int]:
-    """Identity and camera from a Market-1501 / DukeMTMC-reID style image name.
-
-    Args:
-        path: Image path or file name, e.g. ``.../query/0002_c1s1_000451_03.jpg``.
-
-    Returns:
-        ``(pid, camera)``; pid is -1 for junk and 0 for distractors.
-
-    Raises:
-        ValueError: When the base name does not start with ``<pid>_c<camera>``.
-    """
-    base = osp.basename(path)
-    m = _REID_NAME.match(base)
-    if m is None:
-        raise ValueError(
-            f"cannot read identity and camera from '{base}': expected a Market-1501 name "
-            "'PPPP_cCsS_FFFFFF_NN.jpg' (e.g. '0002_c1s1_000451_03.jpg', junk '-1_c1s1_...') "
-            "or any name starting with '<pid>_c<camera>'")
-    return int(m['pid']), int(m['camera'])
-
 
 def euclidean_distance(query: np.ndarray, gallery: np.ndarray) -> np.ndarray:
     """Pairwise Euclidean distances.
