@@ -63,8 +63,10 @@ if __name__ == '__main__':
         packages=find_packages(exclude=('tests', 'tests.*', 'configs', 'tools')),
         include_package_data=True,
         python_requires='>=3.9',
+        # torch: SDPA's scale= needs 2.1, add_safe_globals 2.4, and its (object, name) form
+        # (visattn_mm/utils/checkpoint.py) 2.6
         install_requires=[
-            'torch>=2.4', 'mmengine==0.10.7', 'mmcv==2.1.0', 'mmdet==3.3.0',
+            'torch>=2.6', 'mmengine==0.10.7', 'mmcv==2.1.0', 'mmdet==3.3.0',
             'mmsegmentation==1.2.2', 'mmpretrain==1.2.0',
         ],
         extras_require={'tests': ['pytest']},

@@ -12,9 +12,11 @@ From the last stride-16 map of a plain ViT (channels C = ``backbone_channel``)::
     stride 32   max-pool 2x2/2 (C)
 
 with ``in_channels = [c0, c1, C, C]`` (ViTDet: ``[C/4, C/2, C, C]``). Each level then goes
-through a 1x1 conv + norm (to ``out_channels``) and a 3x3 conv + norm; levels beyond the fourth
-(``num_outs=5`` for RetinaNet or a Mask R-CNN RPN) are max-pools (kernel 1, stride 2) of the
-last one, as in mmdet's FPN without extra convs.
+through a 1x1 conv + norm (to ``out_channels``) and a 3x3 conv + norm; levels beyond the last
+scale (``num_outs=5``: stride 64 for a Mask R-CNN RPN) are max-pools (kernel 1, stride 2) of the
+level before, as in mmdet's FPN without extra convs. ``start_level=1`` leaves out the stride-4
+branch (not even built), for heads that start at stride 8: RetinaNet takes ``start_level=1,
+num_outs=5`` (strides 8 to 128), like mmdet's FPN ``start_level``.
 """
 from typing import List, Optional, Sequence, Tuple, Union
 
@@ -41,8 +43,11 @@ class SimpleFeaturePyramid(BaseModule):
             ``[c0, c1, C, C]``. The stride-16 and stride-32 branches do not change channels,
             so their entries must be C. ViTDet uses ``[C // 4, C // 2, C, C]``.
         out_channels (int): channels of every output level.
-        num_outs (int): output levels, at least 4; each one past the fourth halves the previous
-            level with a max-pool. Defaults to 4 (5 for RetinaNet / Mask R-CNN).
+        num_outs (int): output levels, at least ``4 - start_level``; each one past the stride-32
+            level halves the previous one with a max-pool. Defaults to 4 (Mask R-CNN and
+            RetinaNet: 5).
+        start_level (int): the first scale built: 0 (stride 4) to 3 (stride 32). Lower scales
+            are left out. Defaults to 0 (RetinaNet: 1).
         norm_cfg (dict): the norm after every conv and between the two stride-4 deconvs.
             Defaults to LayerNorm over channels (``mmpretrain.LN2d``, eps 1e-6), as ViTDet.
         conv_cfg (dict, optional): the convs' config. Defaults to None (Conv2d).
@@ -52,7 +57,7 @@ class SimpleFeaturePyramid(BaseModule):
     """
 
     def __init__(self, backbone_channel: int, in_channels: Sequence[int], out_channels: int,
-                 num_outs: int = 4, norm_cfg: Optional[dict] = None,
+                 num_outs: int = 4, start_level: int = 0, norm_cfg: Optional[dict] = None,
                  conv_cfg: Optional[dict] = None, act_cfg: Optional[dict] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -69,32 +74,45 @@ class SimpleFeaturePyramid(BaseModule):
         if min(in_channels) < 1 or C < 1 or out_channels < 1:
             raise ValueError('channels must be positive: backbone_channel '
                              f'{C}, in_channels {in_channels}, out_channels {out_channels}')
-        if num_outs < 4:
-            raise ValueError(f'num_outs must be at least 4 (the four scales); got {num_outs}')
+        if not 0 <= start_level <= 3:
+            raise ValueError('start_level must be 0 (stride 4) to 3 (stride 32); '
+                             f'got {start_level}')
+        if num_outs < 4 - start_level:
+            raise ValueError(f'num_outs must be at least {4 - start_level} (the scales from '
+                             f'start_level {start_level} to stride 32); got {num_outs}')
         self.backbone_channel = C
         self.in_channels = in_channels
         self.out_channels = out_channels
-        self.num_ins = 4
+        self.start_level = start_level
+        self.num_ins = 4 - start_level
         self.num_outs = num_outs
         norm_cfg = dict(norm_cfg) if norm_cfg is not None else dict(DEFAULT_NORM)
         c0, c1 = in_channels[0], in_channels[1]
 
-        self.scale_layers = nn.ModuleList([
-            nn.Sequential(  # stride 4
+        levels = range(start_level, 4)
+        # entry j of each list is scale level start_level + j
+        self.scale_layers = nn.ModuleList(
+            self._scale_layer(i, C, c0, c1, norm_cfg) for i in levels)
+        conv_kwargs = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg, inplace=False)
+        self.lateral_convs = nn.ModuleList(
+            ConvModule(in_channels[i], out_channels, 1, **conv_kwargs) for i in levels)
+        self.fpn_convs = nn.ModuleList(
+            ConvModule(out_channels, out_channels, 3, padding=1, **conv_kwargs) for _ in levels)
+
+    @staticmethod
+    def _scale_layer(level: int, C: int, c0: int, c1: int, norm_cfg: dict) -> nn.Module:
+        """The branch that takes the stride-16 map to scale ``level`` (stride 2 ** (level + 2))."""
+        if level == 0:
+            return nn.Sequential(
                 nn.ConvTranspose2d(C, c1, kernel_size=2, stride=2),
                 build_norm_layer(norm_cfg, c1)[1],
                 nn.GELU(),
-                nn.ConvTranspose2d(c1, c0, kernel_size=2, stride=2)),
-            nn.ConvTranspose2d(C, c1, kernel_size=2, stride=2),  # stride 8
-            nn.Identity(),  # stride 16
-            nn.MaxPool2d(kernel_size=2, stride=2),  # stride 32
-        ])
-        conv_kwargs = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg, inplace=False)
-        self.lateral_convs = nn.ModuleList(
-            ConvModule(c, out_channels, 1, **conv_kwargs) for c in in_channels)
-        self.fpn_convs = nn.ModuleList(
-            ConvModule(out_channels, out_channels, 3, padding=1, **conv_kwargs)
-            for _ in in_channels)
+                nn.ConvTranspose2d(c1, c0, kernel_size=2, stride=2))
+        if level == 1:
+            return nn.ConvTranspose2d(C, c1, kernel_size=2, stride=2)
+        if level == 2:
+            return nn.Identity()
+        return nn.MaxPool2d(kernel_size=2, stride=2)
 
     def forward(self, inputs: Union[torch.Tensor, Sequence[torch.Tensor]]
                 ) -> Tuple[torch.Tensor, ...]:
@@ -105,7 +123,7 @@ class SimpleFeaturePyramid(BaseModule):
 
         Returns:
             tuple: ``num_outs`` maps (B, out_channels, ...) at strides 4, 8, 16, 32, 64, ...
-            (sides 4h, 2h, h, floor(h / 2), ...).
+            from ``start_level`` on (sides 4h, 2h, h, floor(h / 2), then halved rounding up).
         """
         x = inputs if isinstance(inputs, torch.Tensor) else inputs[-1]
         if x.dim() != 4 or x.shape[1] != self.backbone_channel:
