@@ -411,11 +411,12 @@ def test_frozen_stages_t2t():
 
 # ---------------------------------------------------------------------------- errors
 def test_errors():
-    with pytest.raises(ValueError, match=r"unknown arch 'huge'.*'small'.*'tiny'"):
+    with pytest.raises(ValueError,
+                       match=r"unknown BroadSwinTransformer arch 'huge'.*'small'.*'tiny'"):
         BroadSwinTransformer('huge')
-    with pytest.raises(ValueError, match="missing \\['num_heads'\\]"):
+    with pytest.raises(ValueError, match="missing keys \\['num_heads'\\]"):
         DenseSwinTransformer(dict(embed_dims=8, depths=[2]))
-    with pytest.raises(ValueError, match="unknown \\['mlp_ratio'\\]"):
+    with pytest.raises(ValueError, match="unknown keys \\['mlp_ratio'\\]"):
         DenseSwinTransformer(dict(SMALL, mlp_ratio=4))
     with pytest.raises(ValueError, match=r'out_indices must be stage indices in -4..3'):
         BroadSwinTransformer(SMALL, out_indices=(4,))

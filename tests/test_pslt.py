@@ -36,9 +36,9 @@ def test_arch_dict_and_errors():
     with pytest.raises(ValueError, match=r"unknown PSLT arch 'huge'; choose one of \['b', "
                                          r"'base', 'l', 'large', 't', 'tiny'\]"):
         PSLT('huge')
-    with pytest.raises(ValueError, match=r"missing \['num_heads'\]"):
+    with pytest.raises(ValueError, match=r"missing keys \['num_heads'\]"):
         PSLT(dict(embed_dims=6, depths=(1, 1, 1, 1)))
-    with pytest.raises(ValueError, match=r"unknown PSLT arch keys \['mlp_ratio'\]"):
+    with pytest.raises(ValueError, match=r"unknown keys \['mlp_ratio'\]"):
         PSLT(dict(SMALL, mlp_ratio=4))
     with pytest.raises(ValueError, match='must split into 3 branches of 4 heads'):
         PSLT(dict(embed_dims=8, depths=(1, 1, 1, 1), num_heads=(4, 8)))

@@ -16,7 +16,7 @@ a classification checkpoint cannot have), or ``init_weights`` raises ``ValueErro
 does not fit and what to do.
 """
 import re
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.logging import print_log
@@ -108,24 +108,29 @@ class BaseBackbone(BaseModule):
     # named archs (aliases share one dict) and the keys a dict arch must have
     arch_zoo: Dict[str, dict] = {}
     essential_keys: frozenset = frozenset()
+    optional_keys: Dict[str, Any] = {}  # name -> default
 
     # ---------------------------------------------------------------- arguments
     def _parse_arch(self, arch: Union[str, dict]) -> dict:
-        """A copy of the settings of a named arch, or a checked dict arch."""
+        """The settings of a named arch, or a checked dict arch, over ``optional_keys``'
+        defaults; a family checks the values themselves."""
+        name = type(self).__name__
         if isinstance(arch, str):
             key = arch.lower()
             if key not in self.arch_zoo:
-                raise ValueError(f'unknown arch {arch!r} for {type(self).__name__}; choose one '
-                                 f'of {sorted(self.arch_zoo)} or give a dict with the keys '
+                raise ValueError(f'unknown {name} arch {arch!r}; choose one of '
+                                 f'{sorted(self.arch_zoo)} or pass a dict with the keys '
                                  f'{sorted(self.essential_keys)}')
-            return dict(self.arch_zoo[key])
+            return {**self.optional_keys, **self.arch_zoo[key]}
         if not isinstance(arch, dict):
-            raise TypeError(f'arch must be a name or a dict, got {type(arch).__name__}')
+            raise TypeError(f'arch must be a str or a dict, got {type(arch).__name__}')
         missing = set(self.essential_keys) - set(arch)
-        if missing:
-            raise ValueError(f'a dict arch for {type(self).__name__} needs the keys '
-                             f'{sorted(self.essential_keys)}; missing {sorted(missing)}')
-        return dict(arch)
+        unknown = set(arch) - set(self.essential_keys) - set(self.optional_keys)
+        if missing or unknown:
+            raise ValueError(f'a dict arch for {name}: missing keys {sorted(missing)}, unknown '
+                             f'keys {sorted(unknown)}; required {sorted(self.essential_keys)}, '
+                             f'optional {sorted(self.optional_keys)}')
+        return {**self.optional_keys, **arch}
 
     @staticmethod
     def drop_path_schedule(drop_path_rate: float, num_blocks: int) -> List[float]:

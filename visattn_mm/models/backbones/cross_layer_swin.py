@@ -247,10 +247,6 @@ class CrossLayerSwin(SwinTransformer, BaseBackbone):
                  patch_cfg: Optional[dict] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         settings = self._parse_arch(arch)
-        extra = set(settings) - self.essential_keys
-        if extra:
-            raise ValueError(f'a dict arch for {type(self).__name__} takes exactly the keys '
-                             f'{sorted(self.essential_keys)}; unknown {sorted(extra)}')
         depths, heads = list(settings['depths']), list(settings['num_heads'])
         if len(depths) != len(heads) or not depths:
             raise ValueError(f'arch depths {depths} and num_heads {heads} must be non-empty and '

@@ -286,25 +286,11 @@ class FCViT(BaseBackbone):
         self._freeze_stages()
 
     # ---------------------------------------------------------------- arguments
-    @classmethod
-    def _parse_arch(cls, arch: Union[str, dict]) -> dict:
-        if isinstance(arch, str):
-            if arch.lower() not in cls.arch_zoo:
-                raise ValueError(f'unknown FCViT arch {arch!r}; choose one of '
-                                 f'{sorted(cls.arch_zoo)} or pass a dict')
-            arch = cls.arch_zoo[arch.lower()]
-        elif not isinstance(arch, dict):
-            raise TypeError(f'arch must be a str or a dict, got {type(arch).__name__}')
-        missing = cls.essential_keys - set(arch)
-        unknown = set(arch) - cls.essential_keys - set(cls.optional_keys)
-        if missing or unknown:
-            raise ValueError(f'arch dict: missing keys {sorted(missing)}, unknown keys '
-                             f'{sorted(unknown)}; required {sorted(cls.essential_keys)}, '
-                             f'optional {sorted(cls.optional_keys)}')
-        settings = {**cls.optional_keys, **arch}
-        for key in cls.essential_keys:
-            if len(settings[key]) != cls.num_stages:
-                raise ValueError(f'arch[{key!r}] needs {cls.num_stages} entries, '
+    def _parse_arch(self, arch: Union[str, dict]) -> dict:
+        settings = super()._parse_arch(arch)
+        for key in self.essential_keys:
+            if len(settings[key]) != self.num_stages:
+                raise ValueError(f'arch[{key!r}] needs {self.num_stages} entries, '
                                  f'got {settings[key]}')
         for width in settings['widths']:
             if width % settings['gc_heads'] or width % settings['gc_reduction']:

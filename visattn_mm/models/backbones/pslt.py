@@ -329,6 +329,7 @@ class PSLT(BaseBackbone):
                         {'embed_dims': 48, 'depths': (3, 3, 10, 3), 'num_heads': (4, 8)}),
     }
     essential_keys = {'embed_dims', 'depths', 'num_heads'}
+    optional_keys = {'window_size': 7}
     stride = 32  # of the last stage; also the smallest input side accepted
 
     def __init__(self,
@@ -351,7 +352,7 @@ class PSLT(BaseBackbone):
         C0 = self.arch_settings['embed_dims']
         depths = tuple(self.arch_settings['depths'])
         num_heads = tuple(self.arch_settings['num_heads'])
-        window_size = self.arch_settings.get('window_size', 7)
+        window_size = self.arch_settings['window_size']
         self.channels = tuple(C0 * 2 ** (i + 1) for i in range(self.num_stages))
         self.in_channels = in_channels
         self.out_indices = self._parse_out_indices(out_indices)
@@ -387,23 +388,7 @@ class PSLT(BaseBackbone):
         self._freeze_stages()
 
     def _parse_arch(self, arch: Union[str, dict]) -> dict:
-        if isinstance(arch, str):
-            key = arch.lower()
-            if key not in self.arch_zoo:
-                raise ValueError(f'unknown PSLT arch {arch!r}; choose one of '
-                                 f'{sorted(self.arch_zoo)} or pass a dict with '
-                                 f'{sorted(self.essential_keys)}')
-            return dict(self.arch_zoo[key])
-        if not isinstance(arch, dict):
-            raise TypeError(f'arch must be a str or a dict, got {type(arch).__name__}')
-        missing = self.essential_keys - set(arch)
-        if missing:
-            raise ValueError(f'a custom PSLT arch needs the keys {sorted(self.essential_keys)}; '
-                             f'missing {sorted(missing)}')
-        unknown = set(arch) - self.essential_keys - {'window_size'}
-        if unknown:
-            raise ValueError(f'unknown PSLT arch keys {sorted(unknown)}; allowed: '
-                             f'{sorted(self.essential_keys | {"window_size"})}')
+        arch = super()._parse_arch(arch)
         C0, depths, heads = arch['embed_dims'], tuple(arch['depths']), tuple(arch['num_heads'])
         if len(depths) != 4 or min(depths[:2]) < 1 or min(depths[2:]) < 0:
             raise ValueError(f'depths must be 4 counts (MV2 blocks of stages 1-2, >= 1; ladder '
