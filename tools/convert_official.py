@@ -1,10 +1,14 @@
 """Convert an authors' released checkpoint into this package's layout.
 
-    python tools/convert_official.py {pslt,fcvit} SRC DST
+    python tools/convert_official.py {bvit,dense,fcvit,pslt} SRC DST [--trust-checkpoint]
 
 DST is an mmengine checkpoint (``{'state_dict': ..., 'meta': ...}``): use it as ``load_from`` for
 the matching whole model, or as ``init_cfg=dict(type='Pretrained', checkpoint=DST,
 prefix='backbone.')`` for a backbone.
+
+SRC is loaded with torch's safe loader, which allows tensors, plain containers and the few types
+the authors' files hold (a timm run's ``argparse.Namespace``, numpy values); anything else is
+refused unless ``--trust-checkpoint`` is given (unpickling other types can run code).
 """
 import argparse
 import os.path as osp
@@ -13,6 +17,7 @@ import sys
 import torch
 
 from visattn_mm.converters import FAMILIES, convert
+from visattn_mm.utils.checkpoint import load_authors_checkpoint
 
 
 def main(argv=None) -> int:
@@ -21,17 +26,12 @@ def main(argv=None) -> int:
     parser.add_argument('family', choices=sorted(FAMILIES))
     parser.add_argument('src', help="the authors' checkpoint (.pth)")
     parser.add_argument('dst', help='where to write the converted checkpoint')
+    parser.add_argument('--trust-checkpoint', action='store_true',
+                        help='unpickle any type in SRC (only for files you trust)')
     args = parser.parse_args(argv)
 
-    # The authors' files are plain tensors + dicts (sometimes with an argparse Namespace);
-    # try the safe loader first and say so when it is not enough.
     try:
-        ckpt = torch.load(args.src, map_location='cpu', weights_only=True)
-    except Exception as err:  # noqa: BLE001
-        print(f'note: {args.src} needs the full unpickler ({type(err).__name__}); '
-              'only load checkpoints you trust', file=sys.stderr)
-        ckpt = torch.load(args.src, map_location='cpu', weights_only=False)
-    try:
+        ckpt = load_authors_checkpoint(args.src, trust=args.trust_checkpoint)
         state_dict = convert(args.family, ckpt)
     except ValueError as err:
         print(f'error: {err}', file=sys.stderr)

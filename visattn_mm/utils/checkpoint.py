@@ -53,3 +53,47 @@ def allow_runner_checkpoints() -> None:
         return
     torch.serialization.add_safe_globals(runner_checkpoint_globals())
     _allowed = True
+
+
+def authors_checkpoint_globals() -> list:
+    """The non-tensor globals the authors' released files hold: timm training checkpoints
+    (FCViT) store the run's ``argparse.Namespace`` and numpy metric values."""
+    import argparse
+
+    import numpy as np
+    try:
+        from numpy._core.multiarray import _reconstruct, scalar
+    except ImportError:  # pragma: no cover - numpy 1.x
+        from numpy.core.multiarray import _reconstruct, scalar
+    dtype_classes = [type(np.dtype(t)) for t in (np.float64, np.float32, np.int64)]
+    return [argparse.Namespace, _reconstruct, scalar, np.ndarray, np.dtype, *dtype_classes]
+
+
+def load_authors_checkpoint(path: str, trust: bool = False):
+    """Load an authors' released checkpoint, safely unless the user says they trust it.
+
+    Args:
+        path (str): the file.
+        trust (bool): unpickle anything (runs whatever code the file names). Only for files
+            from a source the user trusts. Defaults to False.
+
+    Raises:
+        ValueError: the file is not a readable checkpoint (truncated, corrupt, not a torch
+            file), or it needs types beyond :func:`authors_checkpoint_globals` and ``trust`` is
+            False; the message says which and what to do.
+    """
+    try:
+        if trust:
+            return torch.load(path, map_location='cpu', weights_only=False)
+        with torch.serialization.safe_globals(authors_checkpoint_globals()):
+            return torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise ValueError(
+            f'{path} holds objects beyond tensors, containers, argparse.Namespace and numpy '
+            f'values ({str(err).splitlines()[-1][:200]}), so it was not loaded: unpickling them '
+            'can run code. If you trust where it came from, pass --trust-checkpoint') from None
+    except (RuntimeError, EOFError, OSError) as err:
+        if isinstance(err, FileNotFoundError):
+            raise
+        raise ValueError(f'{path} is not a readable torch checkpoint (truncated or corrupt?): '
+                         f'{type(err).__name__}: {str(err)[:200]}') from None
