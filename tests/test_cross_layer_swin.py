@@ -142,17 +142,39 @@ def test_dense_with_zero_mix_weights_is_mmpretrain_swin():
             torch.testing.assert_close(b, a, rtol=0, atol=1e-5)
 
 
-def test_broad_t2t_weight_zero_is_mmpretrain():
+def test_broad_t2t_weight_zero_is_mmpretrain_with_its_scale_fixed():
+    """mmpretrain 1.2.0 divides T2T logits by the scale; ours multiply (module doc)."""
+    from visattn_mm.models.backbones.broad_t2t import fix_attention_scale
     torch.manual_seed(0)
     plain = T2T_ViT(**SMALL_T2T, out_indices=[0, 2], out_type='featmap')
+    plain.eval()  # (mmpretrain's T2T_ViT.train returns None: no chaining)
+    x = torch.randn(2, 3, 48, 64)
+    with torch.no_grad():
+        unfixed = plain(x)
+    fix_attention_scale(plain)
     ours = BroadT2TViT(**SMALL_T2T, out_indices=(0, -1), out_type='featmap', broad_weight=0.)
     ours.load_state_dict(plain.state_dict(), strict=True)
     plain.eval()
     ours.eval()
-    x = torch.randn(2, 3, 48, 64)
     with torch.no_grad():
-        for a, b in zip(plain(x), ours(x)):
+        fixed = plain(x)
+        for a, b in zip(fixed, ours(x)):
             torch.testing.assert_close(b, a, rtol=0, atol=1e-6)
+    assert not torch.allclose(unfixed[-1], fixed[-1], atol=1e-3)
+
+
+def test_broad_t2t_layer_scale_multiplies():
+    """One encoder layer equals the attention formula written out with the documented scale."""
+    import math
+    torch.manual_seed(0)
+    model = BroadT2TViT(**SMALL_T2T).eval()
+    layer, x = model.encoder[0], torch.randn(2, 5, 48)
+    out, (q, k, v) = layer_forward(layer, x)
+    attn = (q @ k.transpose(-2, -1) / math.sqrt(48 // 2)).softmax(-1) @ v
+    mixed = layer.attn.proj(attn.transpose(1, 2).reshape(2, 5, 48))
+    expected = x + mixed
+    expected = layer.ffn(layer.ln2(expected), identity=expected)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-4)
 
 
 @pytest.mark.parametrize('cls', [BroadSwinTransformer, DenseSwinTransformer])

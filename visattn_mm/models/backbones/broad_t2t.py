@@ -15,25 +15,38 @@ can leave them: their own attention is mmpretrain's (its ``scaled_dot_product_at
 attribute, including its scale convention), so ``broad_weight=0`` gives mmpretrain's output.
 No parameter is added: parameters and state-dict keys are mmpretrain's ``T2T_ViT``'s.
 
-Note on the layers' own scale (mmpretrain 1.2.0, kept as it is): ``T2TTransformerLayer`` always
-passes a ``qk_scale``, so its ``MultiheadAttention`` uses ``scaled_dot_product_attention_pyimpl``
-with ``scale=head_dims ** -0.5``, which *divides* the logits by it: the layers' logits are
-multiplied by sqrt(d) (x8 for T2T-ViT-14), not by the ``(input_dims // num_heads) ** -0.5`` the
-layer documents (the official T2T-ViT-14 weights use ``qk_scale = 384 ** -0.5`` in the encoder).
-A model built here attends as mmpretrain's; changing a layer's scale means replacing its
-``attn.scaled_dot_product_attention``. The broad attention itself uses d ** -0.5, as BViT.
+The layers' own scale: mmpretrain 1.2.0's ``T2TTransformerLayer`` passes
+``qk_scale = (input_dims // num_heads) ** -0.5`` (the official T2T-ViT's value), but its
+``MultiheadAttention`` then ignores the value and *divides* the logits by ``head_dims ** -0.5``
+(``scaled_dot_product_attention_pyimpl``): logits x sqrt(d), x8 for T2T-ViT-14. Here every such
+attention (tokens-to-token module and encoder) multiplies by ``(input_dims // num_heads) ** -0.5``
+as documented and as the official code does, through ``F.scaled_dot_product_attention``; so a
+mmpretrain T2T-ViT checkpoint loads as it is, but its outputs differ from mmpretrain's. The
+official T2T-ViT-14 ImageNet weights were trained with ``384 ** -0.5`` in the encoder: pass
+``encoder_qk_scale=384 ** -0.5`` to run them. The broad attention uses d ** -0.5, as BViT.
 """
+from functools import partial
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
+import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from mmpretrain.models.backbones import T2T_ViT
-from mmpretrain.models.utils import resize_pos_embed
+from mmpretrain.models.utils import MultiheadAttention, resize_pos_embed
 from torch import nn
 
 from visattn_mm.registry import MODELS
 from ..layers import QKV, broad_attention, use_fused_attn
 from .base import BaseBackbone
+
+
+def fix_attention_scale(module: nn.Module, qk_scale: Optional[float] = None) -> None:
+    """Make every mmpretrain ``MultiheadAttention`` under ``module`` multiply its logits by
+    ``qk_scale`` (default ``(input_dims // num_heads) ** -0.5``), fused (see the module doc)."""
+    for m in module.modules():
+        if isinstance(m, MultiheadAttention):
+            scale = qk_scale or (m.input_dims // m.num_heads) ** -0.5
+            m.scaled_dot_product_attention = partial(F.scaled_dot_product_attention, scale=scale)
 
 
 def layer_forward(layer: nn.Module, x: torch.Tensor) -> Tuple[torch.Tensor, QKV]:
@@ -86,6 +99,8 @@ class BroadT2TViT(T2T_ViT, BaseBackbone):
         norm_eval (bool): BatchNorm layers stay in eval mode while training. Defaults to False.
         with_cp (bool): gradient checkpointing per layer. Defaults to False.
         broad_weight (float): weight of the broad output. Defaults to 0.4 (BViT's constant).
+        encoder_qk_scale (float, optional): the encoder layers' logit factor. Defaults to
+            ``head_dims ** -0.5`` (see the module doc for the official weights' value).
         init_cfg (dict | list, optional): a ``Pretrained`` entry (with ``prefix``) loads a
             checkpoint that must fit. Defaults to None.
     """
@@ -101,7 +116,7 @@ class BroadT2TViT(T2T_ViT, BaseBackbone):
                  t2t_cfg: Optional[dict] = None,
                  layer_cfgs: Union[dict, Sequence[dict], None] = None,
                  frozen_stages: int = -1, norm_eval: bool = False, with_cp: bool = False,
-                 broad_weight: float = 0.4,
+                 broad_weight: float = 0.4, encoder_qk_scale: Optional[float] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         if out_type not in self.OUT_TYPES:
             raise ValueError(f'unknown out_type {out_type!r}; choose one of '
@@ -129,6 +144,8 @@ class BroadT2TViT(T2T_ViT, BaseBackbone):
         self.with_cp = with_cp
         self.broad_weight = broad_weight
         self.fused_attn = use_fused_attn()
+        fix_attention_scale(self.tokens_to_token)
+        fix_attention_scale(self.encoder, encoder_qk_scale)
         self._freeze_stages()
 
     # ------------------------------------------------------------------ freezing
