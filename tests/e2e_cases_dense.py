@@ -1,0 +1,21 @@
+"""End-to-end cases of the Dense attention family, merged into tests/test_e2e.py's ``CASES``
+(same tuple layout: config, toolbox, mini set, iterations or epochs, mini_config overrides,
+metrics). One per task; the DenseSwin cases need ``visattn_mm.DenseSwinTransformer``."""
+# the metric keys as tests/test_e2e.py names them (not imported: that module imports this one)
+SEGM = ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/segm_mAP', 'coco/segm_mAP_50')
+SEM = ('aAcc', 'mIoU')
+REID = ('market1501/mAP', 'market1501/R1', 'market1501/R5', 'market1501/R10')
+CLS = ('accuracy/top1', )
+
+CASES = {
+    'dense-cls-imagenet': ('configs/dense/dense-deit-tiny_4xb256_in1k.py', 'mmpretrain',
+                           'imagenet', 1, dict(scale=(128, 110), crop=(96, 96), batch_size=10),
+                           CLS),
+    'dense-reid-market1501': ('configs/dense/reid_dense-deit-small_gap_1xb64-24k_market1501.py',
+                              'mmdet', 'market1501', 4, dict(), REID),
+    'dense-maskrcnn-coco': ('configs/dense/mask-rcnn_dense-swin-t_fpn_1x_coco.py', 'mmdet',
+                            'coco', 1, dict(scale=(160, 128), batch_size=4), SEGM),
+    'dense-upernet-ade20k': ('configs/dense/upernet_dense-swin-t_8xb2-160k_ade20k-512x512.py',
+                             'mmseg', 'ade20k', 4,
+                             dict(scale=(256, 128), crop=(128, 128), batch_size=2), SEM),
+}
