@@ -75,7 +75,9 @@ def load_fitting_state_dict(module: torch.nn.Module, cfg: dict, optional: str = 
                          f'prefixes: {_examples(prefixes, 6)}), so it cannot initialise {name}. '
                          + hint())
     own = module.state_dict()
-    missing = [k for k in own if k not in state and not re.match(optional, k)]
+    # BatchNorm's step counter is not a weight: checkpoints without it load (torch keeps 0)
+    missing = [k for k in own if k not in state and not re.match(optional, k)
+               and not k.endswith('.num_batches_tracked')]
     mismatched = [f'{k}: checkpoint {tuple(state[k].shape)} vs {name} {tuple(v.shape)}'
                   for k, v in own.items()
                   if k in state and state[k].shape != v.shape and not re.match(resizable, k)]
@@ -168,6 +170,30 @@ class BaseBackbone(BaseModule):
             raise ValueError(f'frozen_stages must be in -1..{self.num_stages} (-1: none, 0: the '
                              f'stem, i: the stem and the first i stages), got {frozen_stages}')
         return frozen_stages
+
+    # ---------------------------------------------------------------- optimisers
+    def no_weight_decay(self) -> set:
+        """Names of parameters that optimisers should not decay (beyond norms and biases)."""
+        return set()
+
+    def get_layer_depth(self, param_name: str, prefix: str = '') -> Tuple[int, int]:
+        """Layer depth of a parameter for mmpretrain's layer-wise learning-rate decay
+        (``LearningRateDecayOptimWrapperConstructor``): 0 for the stem, i + 1 for stage i (with
+        the downsampling before it), ``num_stages + 1`` for the rest (output norms, the head).
+
+        Returns:
+            tuple: (depth, number of depths).
+        """
+        num = self.num_stages + 2
+        if not param_name.startswith(prefix):
+            return num - 1, num
+        m = re.match(r'(stages|layers|downsamples)\.(\d+)\.', param_name[len(prefix):])
+        if m:
+            # FCViT's downsamples.i sits before stages.i + 1
+            return int(m.group(2)) + 1 + (m.group(1) == 'downsamples'), num
+        if param_name[len(prefix):].startswith(('stem', 'patch_embed')):
+            return 0, num
+        return num - 1, num
 
     # ---------------------------------------------------------------- freezing
     def _frozen_modules(self) -> List[nn.Module]:

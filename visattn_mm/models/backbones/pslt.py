@@ -330,6 +330,7 @@ class PSLT(BaseBackbone):
     }
     essential_keys = {'embed_dims', 'depths', 'num_heads'}
     optional_keys = {'window_size': 7}
+    resizable_pretrained = r'.*relative_position_bias_table$'  # resized by WindowMSA's hook
     stride = 32  # of the last stage; also the smallest input side accepted
 
     def __init__(self,

@@ -14,6 +14,7 @@ either with one fused ``F.scaled_dot_product_attention`` call (``B + M`` passed 
 For PSLT's ladder branches the value comes from outside (the previous branch's output) and only
 q, k are computed from the input (``external_v=True``).
 """
+import math
 from functools import lru_cache
 from typing import Dict, Final, Optional, Tuple
 
@@ -165,6 +166,27 @@ class WindowMSA(nn.Module):
         self.register_buffer('relative_position_index', relative_position_index(window_size),
                              persistent=False)
         self._small_index: Dict[int, torch.Tensor] = {}
+        self._register_load_state_dict_pre_hook(self._resize_bias_table_hook)
+
+    def _resize_bias_table_hook(self, state_dict, prefix, *args, **kwargs) -> None:
+        """A checkpoint's bias table made for another window (fine-tuning at another window
+        size) is resized bicubically over the (2ws-1)^2 offsets, with a log line."""
+        key = prefix + 'relative_position_bias_table'
+        table = state_dict.get(key)
+        own = self.relative_position_bias_table
+        if table is None or table.shape == own.shape or table.dim() != 2 \
+                or table.shape[1] != own.shape[1]:
+            return  # absent, fitting, or of another head count: the shape check reports it
+        src = math.isqrt(table.shape[0])
+        if src * src != table.shape[0]:
+            return
+        dst = 2 * self.window_size - 1
+        grid = table.T.reshape(1, -1, src, src).float()  # (1, h, 2W-1, 2W-1)
+        resized = F.interpolate(grid, size=(dst, dst), mode='bicubic', align_corners=False)
+        state_dict[key] = resized.reshape(-1, dst * dst).T.to(table.dtype)  # ((2ws-1)^2, h)
+        from mmengine.logging import print_log
+        print_log(f'{prefix}relative_position_bias_table resized from {src}x{src} to '
+                  f'{dst}x{dst} offsets (window {self.window_size})', logger='current')
 
     def extra_repr(self) -> str:
         return (f'embed_dims={self.embed_dims}, num_heads={self.num_heads}, '
