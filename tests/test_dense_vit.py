@@ -92,3 +92,28 @@ def test_head_slimming_variants(arch, heads):
 def test_bad_head_count():
     with pytest.raises(ValueError, match='num_heads must be a positive int'):
         DenseDeiT('tiny', num_heads=0)
+
+
+def test_value_bank_equals_value_mix():
+    """The inference buffer gives the same mix as the stacking form, and refuses autograd."""
+    from visattn_mm.models.layers import DenseValueBank
+    torch.manual_seed(0)
+    values = [torch.randn(2, 3, 5, 4) for _ in range(4)]
+    weights = [torch.randn(4) for _ in range(4)]
+    bank = DenseValueBank(4)
+    with torch.no_grad():
+        for i, (v, w) in enumerate(zip(values, weights)):
+            torch.testing.assert_close(bank.mix(v, w), dense_value_mix(v, values[:i], w))
+    with pytest.raises(RuntimeError, match='use dense_value_mix while autograd records'):
+        DenseValueBank(4).mix(values[0], weights[0])
+
+
+def test_train_and_eval_paths_agree():
+    torch.manual_seed(0)
+    model = DenseDeiT(ARCH, img_size=32, out_type='featmap')
+    model.init_weights()
+    model.eval()
+    x = torch.rand(2, 3, 32, 48)
+    with_grad = model(x)[0]
+    with torch.inference_mode():
+        torch.testing.assert_close(model(x)[0], with_grad.detach())

@@ -12,13 +12,13 @@ layout, a vector of ``num_layers`` standard-normal weights per layer (so paramet
 checkpoints match); the entries j >= i are unused and get a zero gradient, so every parameter is
 in the graph and DDP needs no ``find_unused_parameters``.
 """
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
 
 from visattn_mm.registry import MODELS
-from ..layers import QKV, MultiheadAttention, dense_value_mix
+from ..layers import QKV, DenseValueBank, MultiheadAttention, dense_value_mix
 from .vit import CrossLayerViT
 
 
@@ -36,9 +36,17 @@ class DenseAttention(MultiheadAttention):
         super().__init__(*args, **kwargs)
         self.mix_weight = nn.Parameter(torch.randn(num_links))  # released init: N(0, 1)
 
-    def forward(self, x: torch.Tensor, previous_values: Sequence[torch.Tensor] = ()
+    def forward(self, x: torch.Tensor,
+                previous_values: Union[Sequence[torch.Tensor], DenseValueBank] = ()
                 ) -> Tuple[torch.Tensor, QKV]:
-        """x: (B, N, C); previous_values: the earlier layers' v, each (B, H, N, d)."""
+        """
+        Args:
+            x (Tensor): (B, N, C).
+            previous_values (Sequence[Tensor] | DenseValueBank): the earlier layers' v, each
+                (B, H, N, d), or (inference) the bank that holds them and keeps this one.
+        """
+        if isinstance(previous_values, DenseValueBank):
+            return super().forward(x, value_fn=lambda v: previous_values.mix(v, self.mix_weight))
         return super().forward(
             x, value_fn=lambda v: dense_value_mix(v, previous_values, self.mix_weight))
 
@@ -76,8 +84,14 @@ class DenseDeiT(CrossLayerViT):
     def _attn_cfg(self, index: int, attn_cfg: Optional[dict]) -> dict:
         return dict(attn_cfg or {}, num_links=self.arch_settings['num_layers'])
 
+    # While autograd records, the earlier values travel as a list (pure: gradient checkpointing
+    # may run a layer twice); at inference one DenseValueBank buffer holds them (no stacking).
     def _layer_inputs(self, index: int, memory: List[Any]) -> Dict[str, Any]:
-        return dict(previous_values=list(memory))
+        if torch.is_grad_enabled():
+            return dict(previous_values=list(memory))
+        if not memory:
+            memory.append(DenseValueBank(self.num_layers))
+        return dict(previous_values=memory[0])
 
-    def _remember(self, index: int, qkv: QKV) -> torch.Tensor:
-        return qkv[2]
+    def _remember(self, index: int, qkv: QKV) -> Optional[torch.Tensor]:
+        return qkv[2] if torch.is_grad_enabled() else None

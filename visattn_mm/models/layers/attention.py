@@ -190,3 +190,40 @@ def dense_value_mix(v: torch.Tensor, previous: Sequence[torch.Tensor],
         return v + w.sum()  # adds exactly 0 (an empty sum)
     stacked = torch.stack(list(previous), dim=0)  # (j, ..., N, d)
     return v + torch.tensordot(w, stacked, dims=1)
+
+
+class DenseValueBank:
+    """The earlier layers' values of one stage, for dense attention at inference.
+
+    :func:`dense_value_mix` stacks the earlier values for every layer (a copy of all of them,
+    needed while autograd records). Without autograd the values can instead be written once into
+    one preallocated buffer, so that each layer's mix is a single matmul over it::
+
+        bank = DenseValueBank(num_layers)
+        mixed = bank.mix(v, weights)    # v + sum_j w_j v_j, then v is kept for later layers
+
+    Only for ``torch.no_grad`` / ``inference_mode`` use (it writes in place).
+
+    Args:
+        capacity (int): how many values the stage keeps at most (its depth).
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.count = 0
+        self.buffer: Optional[torch.Tensor] = None
+
+    def mix(self, v: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled():
+            raise RuntimeError('DenseValueBank writes in place: use dense_value_mix while '
+                               'autograd records')
+        i = self.count
+        if i >= self.capacity or i > weights.numel():
+            raise ValueError(f'layer {i} of a stage of {self.capacity} with {weights.numel()} '
+                             'mixing weights')
+        if self.buffer is None:
+            self.buffer = v.new_empty((self.capacity, *v.shape))
+        self.buffer[i].copy_(v)
+        self.count += 1
+        coef = torch.cat([weights[:i].to(v.dtype), v.new_ones(1)])  # (w_0 .. w_{i-1}, 1)
+        return torch.tensordot(coef, self.buffer[:i + 1], dims=1)  # (..., N, d)
