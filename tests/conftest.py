@@ -22,23 +22,29 @@ def golden_dir() -> str:
     return path
 
 
-@pytest.fixture
-def build_model():
-    """``build_model(config_path)``: its ``model``, built as the toolbox's Runner builds it.
+def build_in_scope(model_cfg: dict, scope: str = 'mmpretrain'):
+    """Build a model config in a toolbox's scope, as its Runner does.
 
-    The Runner builds in the config's default scope. Building without it depends on whatever
-    scope an earlier test (a Runner, ``init_default_scope``) left current in the process.
+    Building without it depends on whatever scope an earlier test (a Runner,
+    ``init_default_scope``) left current in the process.
     """
     import importlib
 
-    from mmengine.config import Config
     from mmengine.registry import DefaultScope
+    registry = importlib.import_module(f'{scope}.registry').MODELS
+    with DefaultScope.overwrite_default_scope(scope):
+        return registry.build(model_cfg)
 
-    def build(config: str):
-        cfg = Config.fromfile(config)
-        scope = cfg.get('default_scope', 'mmengine')
-        registry = importlib.import_module(f'{scope}.registry').MODELS
-        with DefaultScope.overwrite_default_scope(scope):
-            return registry.build(cfg.model)
 
-    return build
+def build_config_model(config: str, **backbone):
+    """The ``model`` of a config file, built in its default scope; ``backbone`` overrides."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(config)
+    cfg.model.backbone.update(backbone)
+    return build_in_scope(cfg.model, cfg.get('default_scope', 'mmengine'))
+
+
+@pytest.fixture
+def build_model():
+    """``build_model(config_path)``: its ``model``, built as the toolbox's Runner builds it."""
+    return build_config_model

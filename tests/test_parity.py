@@ -10,6 +10,7 @@ from typing import Callable, Dict, Sequence, Tuple
 
 import pytest
 import torch
+from conftest import build_config_model, build_in_scope
 
 REL_TOL = 1e-4
 
@@ -61,20 +62,11 @@ def classifier_runner(model, data: dict, family: str, stage_hooks: Sequence = ()
 
 def config_model(config: str, **backbone):
     """The ``model`` of a shipped config, built in its default scope, backbone overridden."""
-    import importlib
-
-    from mmengine.config import Config
-    from mmengine.registry import DefaultScope
-    cfg = Config.fromfile(osp.join(ROOT, config))
-    cfg.model.backbone.update(backbone)
-    scope = cfg.get('default_scope', 'mmengine')
-    with DefaultScope.overwrite_default_scope(scope):
-        return importlib.import_module(f'{scope}.registry').MODELS.build(cfg.model)
+    return build_config_model(osp.join(ROOT, config), **backbone)
 
 
 def vit_classifier(backbone: dict, channels: int):
-    from mmpretrain.registry import MODELS
-    return MODELS.build(dict(type='ImageClassifier', backbone=backbone, head=dict(
+    return build_in_scope(dict(type='ImageClassifier', backbone=backbone, head=dict(
         type='LinearClsHead', num_classes=1000, in_channels=channels)))
 
 

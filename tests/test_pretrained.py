@@ -3,6 +3,7 @@ import os.path as osp
 
 import pytest
 import torch
+from conftest import build_in_scope
 
 from visattn_mm.converters import convert
 from visattn_mm.models.backbones import FCViT, PSLT
@@ -115,9 +116,8 @@ def test_layer_depth_for_layer_wise_lr_decay(backbone):
     """mmpretrain's LearningRateDecayOptimWrapperConstructor reads ``get_layer_depth``: stem,
     the four stages and the rest get six distinct rates."""
     from mmengine.optim import build_optim_wrapper
-    from mmpretrain.registry import MODELS
 
-    model = MODELS.build(dict(type='ImageClassifier', backbone=backbone,
+    model = build_in_scope(dict(type='ImageClassifier', backbone=backbone,
                               neck=dict(type='GlobalAveragePooling'),
                               head=dict(type='LinearClsHead', num_classes=10,
                                         in_channels=1)))

@@ -3,6 +3,7 @@ arch tables and sizes, outputs for any input size, freezing, checkpointing, drop
 Pretrained loading with a resized position table, layer depths, and clear errors."""
 import pytest
 import torch
+from conftest import build_in_scope
 
 from visattn_mm.models.backbones import BViT, DenseDeiT
 
@@ -15,8 +16,7 @@ def n_params(module) -> int:
 
 
 def classifier_params(backbone: dict, channels: int) -> int:
-    from mmpretrain.registry import MODELS
-    return n_params(MODELS.build(dict(type='ImageClassifier', backbone=backbone, head=dict(
+    return n_params(build_in_scope(dict(type='ImageClassifier', backbone=backbone, head=dict(
         type='LinearClsHead', num_classes=1000, in_channels=channels))))
 
 
@@ -146,10 +146,8 @@ def test_pretrained_prefix_and_resized_position_table(cls, tmp_path):
 def test_layer_decay_config_assigns_distinct_rates():
     """mmpretrain's LearningRateDecayOptimWrapperConstructor reads ``get_layer_depth``."""
     from mmengine.optim import build_optim_wrapper
-    from mmpretrain.registry import MODELS
-    import mmpretrain.engine  # noqa: F401 (registers the constructor)
 
-    model = MODELS.build(dict(type='ImageClassifier', backbone=dict(
+    model = build_in_scope(dict(type='ImageClassifier', backbone=dict(
         type='visattn_mm.BViT', arch=dict(SMALL)), head=dict(
         type='LinearClsHead', num_classes=10, in_channels=32)))
     wrapper = build_optim_wrapper(model, dict(

@@ -33,6 +33,7 @@ optim_wrapper = dict(
         custom_keys={
             'absolute_pos_embed': dict(decay_mult=0.),
             'relative_position_bias_table': dict(decay_mult=0.),
+            'mix_weight': dict(decay_mult=0.),  # dense attention's 1-D mixing weights
             'norm': dict(decay_mult=0.)
         }),
     optimizer=dict(_delete_=True, type='AdamW', lr=1e-4, betas=(0.9, 0.999),
