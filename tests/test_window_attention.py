@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from visattn_mm.models.layers import (ShiftWindowMSA, WindowMSA, relative_position_index,
+from visattn_mm.models.layers import (ExternalValueWindowMSA, ShiftWindowMSA, WindowMSA, relative_position_index,
                                       shift_window_mask, window_partition, window_reverse)
 from visattn_mm.models.layers.window_attention import MASK_FILL
 
@@ -25,12 +25,12 @@ def _region_mask(height: int, width: int, ws: int, shift: int) -> torch.Tensor:
     return torch.zeros_like(diff).masked_fill(diff != 0, MASK_FILL)
 
 
-def _pair(monkeypatch, **kwargs):
-    """The same WindowMSA weights with the fused and with the written-out path."""
+def _pair(monkeypatch, cls=WindowMSA, **kwargs):
+    """The same window-attention weights with the fused and with the written-out path."""
     torch.manual_seed(0)
-    fused = WindowMSA(**kwargs)
+    fused = cls(**kwargs)
     monkeypatch.setenv('VISATTN_FUSED_ATTN', '0')
-    manual = WindowMSA(**kwargs)
+    manual = cls(**kwargs)
     manual.load_state_dict(fused.state_dict())
     assert fused.fused_attn and not manual.fused_attn
     with torch.no_grad():  # a bias table large enough to matter
@@ -94,10 +94,11 @@ def _reference(x, mod, mask, v=None, window=None):
     return mod.proj(out.transpose(1, 2).reshape(Bw, N, C))
 
 
-@pytest.mark.parametrize('external_v', [False, True])
-def test_fused_and_manual_paths_agree_with_mask_and_scale(monkeypatch, external_v):
-    fused, manual = _pair(monkeypatch, embed_dims=24, num_heads=3, window_size=7,
-                          qk_scale=0.9, external_v=external_v)
+@pytest.mark.parametrize('cls', [WindowMSA, ExternalValueWindowMSA])
+def test_fused_and_manual_paths_agree_with_mask_and_scale(monkeypatch, cls):
+    external_v = cls is ExternalValueWindowMSA
+    fused, manual = _pair(monkeypatch, cls, embed_dims=24, num_heads=3, window_size=7,
+                          qk_scale=0.9)
     assert fused.scale == 0.9
     mask = shift_window_mask(14, 21, 7, 3)  # 6 windows
     x = torch.randn(2 * 6, 49, 24, requires_grad=True)
@@ -108,7 +109,7 @@ def test_fused_and_manual_paths_agree_with_mask_and_scale(monkeypatch, external_
     torch.testing.assert_close(out_f, ref, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(out_m, ref, rtol=1e-5, atol=1e-5)
     # the default scale would give something else: the scale really multiplies the logits
-    default = WindowMSA(24, 3, 7, external_v=external_v)
+    default = cls(24, 3, 7)
     default.load_state_dict(fused.state_dict())
     assert not torch.allclose(default(x, mask=mask, v=v), ref, atol=1e-3)
 
@@ -133,8 +134,8 @@ def test_fused_and_manual_paths_agree_without_mask_and_small_window(monkeypatch)
 
 def test_value_arguments_are_checked():
     with pytest.raises(ValueError, match='pass v'):
-        WindowMSA(8, 2, 7, external_v=True)(torch.randn(1, 49, 8))
-    with pytest.raises(ValueError, match='external_v=True'):
+        ExternalValueWindowMSA(8, 2, 7)(torch.randn(1, 49, 8))
+    with pytest.raises(ValueError, match='window_msa=ExternalValueWindowMSA'):
         WindowMSA(8, 2, 7)(torch.randn(1, 49, 8), v=torch.randn(1, 49, 8))
     with pytest.raises(ValueError, match='not divisible'):
         WindowMSA(10, 4, 7)
@@ -146,7 +147,7 @@ def test_value_arguments_are_checked():
 def test_shift_window_msa_is_roll_equivariant_inside_the_map(shift):
     """Without padding, shifted attention = roll, masked window attention, roll back."""
     torch.manual_seed(0)
-    attn = ShiftWindowMSA(8, 2, 7, shift_size=shift, external_v=True).eval()
+    attn = ShiftWindowMSA(8, 2, 7, shift_size=shift, window_msa=ExternalValueWindowMSA).eval()
     x, v = torch.randn(2, 14, 21, 8), torch.randn(2, 14, 21, 8)
     out = attn(x, v)
     xs, vs = (torch.roll(t, (shift, shift), (1, 2)) for t in (x, v))

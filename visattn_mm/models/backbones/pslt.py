@@ -33,7 +33,7 @@ from torch import nn
 
 from visattn_mm.registry import MODELS
 from .base import BaseBackbone
-from ..layers import ShiftWindowMSA
+from ..layers import ExternalValueWindowMSA, ShiftWindowMSA, WindowMSA
 
 NUM_BRANCHES = 3
 
@@ -150,7 +150,8 @@ class LadderBranch(nn.Module):
         super().__init__()
         self.ladder = ladder
         self.norm1 = nn.LayerNorm(dims)
-        self.attn = ShiftWindowMSA(dims, num_heads, window_size, shift_size, external_v=ladder)
+        self.attn = ShiftWindowMSA(dims, num_heads, window_size, shift_size,
+                                   window_msa=ExternalValueWindowMSA if ladder else WindowMSA)
         self.norm2 = nn.LayerNorm(dims)
         self.mlp = LightMlp(dims, dims, norm_cfg=norm_cfg)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()

@@ -12,11 +12,12 @@ either with one fused ``F.scaled_dot_product_attention`` call (``B + M`` passed 
 ``attn_mask``) or with the same formula written out; the path is fixed once in ``__init__``.
 
 For PSLT's ladder branches the value comes from outside (the previous branch's output) and only
-q, k are computed from the input (``external_v=True``).
+q, k are computed from the input: the core is then :class:`ExternalValueWindowMSA`
+(``ShiftWindowMSA(..., window_msa=ExternalValueWindowMSA)``).
 """
 import math
 from functools import lru_cache
-from typing import Dict, Final, Optional, Tuple
+from typing import Dict, Final, Optional, Tuple, Type
 
 import torch
 import torch.nn.functional as F
@@ -130,15 +131,16 @@ class WindowMSA(nn.Module):
         qk_scale: factor the logits are **multiplied** by. Default head_dim ** -0.5.
         attn_drop: dropout on the attention weights (training only). Default 0.
         proj_drop: dropout after the output projection. Default 0.
-        external_v: take v from the caller and project only q, k (Linear C -> 2C, named ``qk``);
-            otherwise q, k, v come from one Linear C -> 3C (``qkv``). Default False.
+
+    q, k, v come from one Linear C -> 3C (``qkv``); :class:`ExternalValueWindowMSA` takes v from
+    the caller instead.
     """
 
     fused_attn: Final[bool]
 
     def __init__(self, embed_dims: int, num_heads: int, window_size: int, qkv_bias: bool = True,
                  qk_scale: Optional[float] = None, attn_drop: float = 0.,
-                 proj_drop: float = 0., external_v: bool = False) -> None:
+                 proj_drop: float = 0.) -> None:
         super().__init__()
         if embed_dims % num_heads:
             raise ValueError(f'embed_dims {embed_dims} is not divisible by num_heads {num_heads}')
@@ -146,15 +148,8 @@ class WindowMSA(nn.Module):
         self.num_heads = num_heads
         self.window_size = window_size
         self.scale = qk_scale or (embed_dims // num_heads) ** -0.5
-        self.external_v = external_v
         self.fused_attn = use_fused_attn()
-
-        n_proj = 2 if external_v else 3
-        proj_in = nn.Linear(embed_dims, n_proj * embed_dims, bias=qkv_bias)
-        if external_v:
-            self.qk = proj_in
-        else:
-            self.qkv = proj_in
+        self._make_input_projection(embed_dims, qkv_bias)
         self.attn_drop = attn_drop
         self.proj = nn.Linear(embed_dims, embed_dims)
         self.proj_drop = nn.Dropout(proj_drop)
@@ -188,10 +183,23 @@ class WindowMSA(nn.Module):
         print_log(f'{prefix}relative_position_bias_table resized from {src}x{src} to '
                   f'{dst}x{dst} offsets (window {self.window_size})', logger='current')
 
+    def _make_input_projection(self, embed_dims: int, bias: bool) -> None:
+        self.qkv = nn.Linear(embed_dims, 3 * embed_dims, bias=bias)
+
+    def project(self, x: torch.Tensor, v: Optional[torch.Tensor]
+                ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Windows x (Bw, N, C) -> per-head q, k, v, each (Bw, h, N, hd)."""
+        if v is not None:
+            raise ValueError(f'{type(self).__name__} computes its own value; build the '
+                             'attention with window_msa=ExternalValueWindowMSA to pass v')
+        Bw, N, C = x.shape
+        h = self.num_heads
+        q, k, v = self.qkv(x).view(Bw, N, 3, h, C // h).permute(2, 0, 3, 1, 4)
+        return q, k, v
+
     def extra_repr(self) -> str:
         return (f'embed_dims={self.embed_dims}, num_heads={self.num_heads}, '
-                f'window_size={self.window_size}, external_v={self.external_v}, '
-                f'fused_attn={self.fused_attn}')
+                f'window_size={self.window_size}, fused_attn={self.fused_attn}')
 
     def relative_position_bias(self, window_size: int) -> torch.Tensor:
         """The bias B for windows of side ``window_size`` (<= the table's): (h, N, N)."""
@@ -215,7 +223,8 @@ class WindowMSA(nn.Module):
         Args:
             x: windows (B * nW, N, C), N = ws * ws.
             mask: additive shift mask (nW, N, N), the same for every image, or None.
-            v: the value windows (B * nW, N, C) when ``external_v``; must be None otherwise.
+            v: the value windows (B * nW, N, C) for :class:`ExternalValueWindowMSA`; None
+                otherwise.
             window_size: ws of these windows if smaller than the table's (small maps).
 
         Returns:
@@ -223,16 +232,7 @@ class WindowMSA(nn.Module):
         """
         Bw, N, C = x.shape
         h, hd = self.num_heads, C // self.num_heads
-        if self.external_v:
-            if v is None:
-                raise ValueError('this WindowMSA takes its value from outside: pass v')
-            q, k = self.qk(x).view(Bw, N, 2, h, hd).permute(2, 0, 3, 1, 4)  # 2 x (Bw, h, N, hd)
-            v = v.reshape(Bw, N, h, hd).transpose(1, 2)  # (Bw, h, N, hd)
-        else:
-            if v is not None:
-                raise ValueError('this WindowMSA computes its own value; build it with '
-                                 'external_v=True to pass v')
-            q, k, v = self.qkv(x).view(Bw, N, 3, h, hd).permute(2, 0, 3, 1, 4)  # 3 x (Bw, h, N, hd)
+        q, k, v = self.project(x, v)  # 3 x (Bw, h, N, hd)
 
         # Additive term B (+ M), shaped (g * h, N, N) for q, k, v viewed as (Bw / g, g * h, N, hd):
         # g = nW when the mask differs between windows, else 1 (broadcast over all windows).
@@ -250,6 +250,25 @@ class WindowMSA(nn.Module):
         return self.proj_drop(self.proj(out))
 
 
+class ExternalValueWindowMSA(WindowMSA):
+    """:class:`WindowMSA` whose value comes from the caller: only q, k are projected from the
+    input (Linear C -> 2C, ``qk``). PSLT's ladder branches attend over the previous branch's
+    output this way.
+    """
+
+    def _make_input_projection(self, embed_dims: int, bias: bool) -> None:
+        self.qk = nn.Linear(embed_dims, 2 * embed_dims, bias=bias)
+
+    def project(self, x: torch.Tensor, v: Optional[torch.Tensor]
+                ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if v is None:
+            raise ValueError(f'{type(self).__name__} takes its value from outside: pass v')
+        Bw, N, C = x.shape
+        h = self.num_heads
+        q, k = self.qk(x).view(Bw, N, 2, h, C // h).permute(2, 0, 3, 1, 4)  # 2 x (Bw, h, N, hd)
+        return q, k, v.reshape(Bw, N, h, C // h).transpose(1, 2)  # v: (Bw, h, N, hd)
+
+
 class ShiftWindowMSA(nn.Module):
     """Window attention on a map: pad, cyclic shift, mask, partition, attend, and undo all that.
 
@@ -264,13 +283,15 @@ class ShiftWindowMSA(nn.Module):
         shrink_small_map: the Swin/PSLT small-map rule: when min(H, W) <= ws, use one window of
             side min(H, W) and no shift. When False, small maps are padded to a whole window.
             Default True.
-        qkv_bias, qk_scale, attn_drop, proj_drop, external_v: see :class:`WindowMSA`.
+        qkv_bias, qk_scale, attn_drop, proj_drop: see :class:`WindowMSA`.
+        window_msa: the attention core class, :class:`WindowMSA` (default) or
+            :class:`ExternalValueWindowMSA` (value from the caller).
     """
 
     def __init__(self, embed_dims: int, num_heads: int, window_size: int, shift_size: int = 0,
                  shrink_small_map: bool = True, qkv_bias: bool = True,
                  qk_scale: Optional[float] = None, attn_drop: float = 0.,
-                 proj_drop: float = 0., external_v: bool = False) -> None:
+                 proj_drop: float = 0., window_msa: Type[WindowMSA] = WindowMSA) -> None:
         super().__init__()
         if not abs(shift_size) < window_size:
             raise ValueError(f'|shift_size| must be smaller than window_size {window_size}, '
@@ -278,9 +299,8 @@ class ShiftWindowMSA(nn.Module):
         self.window_size = window_size
         self.shift_size = shift_size
         self.shrink_small_map = shrink_small_map
-        self.w_msa = WindowMSA(embed_dims, num_heads, window_size, qkv_bias=qkv_bias,
-                               qk_scale=qk_scale, attn_drop=attn_drop, proj_drop=proj_drop,
-                               external_v=external_v)
+        self.w_msa = window_msa(embed_dims, num_heads, window_size, qkv_bias=qkv_bias,
+                                qk_scale=qk_scale, attn_drop=attn_drop, proj_drop=proj_drop)
 
     def extra_repr(self) -> str:
         return f'window_size={self.window_size}, shift_size={self.shift_size}'
@@ -295,7 +315,7 @@ class ShiftWindowMSA(nn.Module):
         """
         Args:
             x: (B, H, W, C).
-            v: (B, H, W, C), the external value map (``external_v``), or None.
+            v: (B, H, W, C), the value map for an :class:`ExternalValueWindowMSA` core, or None.
 
         Returns:
             (B, H, W, C).
