@@ -39,7 +39,14 @@ _BLOCK_KEPT = re.compile(r'^(norm1|norm2|layer_scale_1|layer_scale_2|channel_mix
 
 
 def looks_like(state_dict: Mapping) -> bool:
-    """True for the authors' FCViT keys (classification, or a det/seg model's ``backbone.``)."""
+    """True for the authors' FCViT keys (classification, or a det/seg model's ``backbone.``).
+
+    Args:
+        state_dict (Mapping): a checkpoint's state dict.
+
+    Returns:
+        bool: whether the first block's context key of the authors' layout is among its keys.
+    """
     return any(_SIGNATURE.match(key) for key in state_dict)
 
 
@@ -74,6 +81,13 @@ def _backbone_key(key: str) -> str:
 
 def convert(state_dict: Mapping) -> 'OrderedDict[str, torch.Tensor]':
     """Convert an authors' FCViT state dict (classification or det/seg).
+
+    Args:
+        state_dict (Mapping): the authors' state dict (without a ``state_dict`` wrapper).
+
+    Returns:
+        OrderedDict[str, Tensor]: the same tensors under this package's keys (see the module
+        doc).
 
     Raises:
         ValueError: the keys are not the authors' FCViT layout.

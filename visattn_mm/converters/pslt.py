@@ -52,7 +52,14 @@ _ATTN = {'qkv': 'w_msa.qkv', 'kv': 'w_msa.qk', 'proj': 'w_msa.proj',
 
 
 def looks_like(state_dict: Mapping) -> bool:
-    """True for the authors' PSLT keys (classification, or a detector's ``backbone.``)."""
+    """True for the authors' PSLT keys (classification, or a detector's ``backbone.``).
+
+    Args:
+        state_dict (Mapping): a checkpoint's state dict.
+
+    Returns:
+        bool: whether a ladder-branch key of the authors' layout is among its keys.
+    """
     return any(_SIGNATURE.match(key) for key in state_dict)
 
 
@@ -125,6 +132,13 @@ def _branch_key(rest: str) -> str:
 
 def convert(state_dict: Mapping) -> 'OrderedDict[str, torch.Tensor]':
     """Convert an authors' PSLT state dict (classification or mmdet-2.x detector).
+
+    Args:
+        state_dict (Mapping): the authors' state dict (without a ``state_dict`` wrapper).
+
+    Returns:
+        OrderedDict[str, Tensor]: the same tensors under this package's keys (see the module
+        doc); static buffers and thop counters dropped.
 
     Raises:
         ValueError: the keys are not the authors' PSLT layout.

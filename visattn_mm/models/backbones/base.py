@@ -44,14 +44,16 @@ def load_fitting_state_dict(module: torch.nn.Module, cfg: dict, optional: str = 
     """Load ``cfg['checkpoint']`` (keys under ``cfg['prefix']``) and check that it fits.
 
     Args:
-        module: the backbone.
-        cfg: a ``dict(type='Pretrained', checkpoint=..., prefix=None, map_location='cpu')``.
-        optional: regex of the module's keys the checkpoint may lack.
-        resizable: regex of keys whose shape may differ (the module's load pre-hook resizes
-            them, e.g. position tables).
+        module (nn.Module): the backbone.
+        cfg (dict): a ``dict(type='Pretrained', checkpoint=..., prefix=None,
+            map_location='cpu')``.
+        optional (str): regex of the module's keys the checkpoint may lack. Defaults to
+            ``r'$^'`` (none).
+        resizable (str): regex of keys whose shape may differ (the module's load pre-hook
+            resizes them, e.g. position tables). Defaults to ``r'$^'`` (none).
 
     Returns:
-        The checkpoint's tensors for the module's keys.
+        dict[str, Tensor]: the checkpoint's tensors for the module's keys.
 
     Raises:
         ValueError: no tensor under the prefix, or tensors missing or of other shapes.
@@ -136,11 +138,28 @@ class BaseBackbone(BaseModule):
 
     @staticmethod
     def drop_path_schedule(drop_path_rate: float, num_blocks: int) -> List[float]:
-        """Stochastic depth rising linearly from 0 to ``drop_path_rate`` over the blocks."""
+        """Stochastic depth rising linearly from 0 to ``drop_path_rate`` over the blocks.
+
+        Args:
+            drop_path_rate (float): the rate the schedule rises to (the last block's when there
+                are two or more).
+            num_blocks (int): number of blocks.
+
+        Returns:
+            list[float]: one rate per block.
+        """
         return torch.linspace(0, drop_path_rate, num_blocks).tolist()
 
     def _check_input(self, x: torch.Tensor, min_size: int = 1) -> None:
-        """Refuse an input that is not (B, in_channels, H, W) with H, W >= ``min_size``."""
+        """Refuse an input that is not (B, in_channels, H, W) with H, W >= ``min_size``.
+
+        Args:
+            x (Tensor): the input.
+            min_size (int): the smallest side accepted. Defaults to 1.
+
+        Raises:
+            ValueError: x has another shape, another channel count or too small a side.
+        """
         expected = getattr(self, 'in_channels', None)
         if x.dim() != 4 or (expected is not None and x.shape[1] != expected):
             raise ValueError(f'{type(self).__name__} takes images (B, {expected}, H, W), got a '
@@ -181,8 +200,13 @@ class BaseBackbone(BaseModule):
         (``LearningRateDecayOptimWrapperConstructor``): 0 for the stem, i + 1 for stage i (with
         the downsampling before it), ``num_stages + 1`` for the rest (output norms, the head).
 
+        Args:
+            param_name (str): the parameter's full name.
+            prefix (str): the backbone's prefix in ``param_name``, e.g. ``'backbone.'``.
+                Defaults to ``''``.
+
         Returns:
-            tuple: (depth, number of depths).
+            tuple[int, int]: (depth, number of depths).
         """
         num = self.num_stages + 2
         if not param_name.startswith(prefix):

@@ -30,7 +30,8 @@ from .base import BaseBackbone
 class GlobalContext(nn.Module):
     """Weighted query-irrelevant global context (released ``GlobalContext``, ``weighted_gc``).
 
-    With ``g = mean_HW(x)`` split head-major into ``heads`` groups of ``d = C / heads`` channels:
+    With ``g = mean_HW(x)`` split head-major into ``num_heads`` groups of ``d = C / num_heads``
+    channels:
 
     1. similarity ``s[b, k, p] = <x[b, k, :, p], g[b, k, :]> / sqrt(d)``  (no softmax);
     2. standardised per sample over all heads and positions: ``(s - mean) / (std + eps)``
@@ -39,27 +40,28 @@ class GlobalContext(nn.Module):
     4. output ``gc[b, k*d + j, p] = s[b, k, p] * c[b, k*d + j]``.
 
     Args:
-        dim (int): Channels C; divisible by ``heads`` and ``reduction``.
-        heads (int): Context heads. Defaults to 8.
-        reduction (int): Bottleneck ratio of the context vector. Defaults to 8.
-        eps (float): Added to the std. Defaults to 1e-5.
+        embed_dims (int): channels C; divisible by ``num_heads`` and ``reduction``.
+        num_heads (int): context heads. Defaults to 8.
+        reduction (int): bottleneck ratio of the context vector. Defaults to 8.
+        eps (float): added to the std. Defaults to 1e-5.
     """
 
-    def __init__(self, dim: int, heads: int = 8, reduction: int = 8, eps: float = 1e-5) -> None:
+    def __init__(self, embed_dims: int, num_heads: int = 8, reduction: int = 8,
+                 eps: float = 1e-5) -> None:
         super().__init__()
-        self.heads = heads
-        self.scale = (dim // heads) ** -0.5
+        self.num_heads = num_heads
+        self.scale = (embed_dims // num_heads) ** -0.5
         self.eps = eps
         # "Compete to compute": two candidate vectors of C/r, element-wise max, no activation.
-        self.fc_compete = nn.Linear(dim, 2 * (dim // reduction))
-        self.fc_out = nn.Linear(dim // reduction, dim)
-        self.sim_weight = nn.Parameter(torch.ones(heads))
-        self.sim_bias = nn.Parameter(torch.zeros(heads))
+        self.fc_compete = nn.Linear(embed_dims, 2 * (embed_dims // reduction))
+        self.fc_out = nn.Linear(embed_dims // reduction, embed_dims)
+        self.sim_weight = nn.Parameter(torch.ones(num_heads))
+        self.sim_bias = nn.Parameter(torch.zeros(num_heads))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, C, H, W) -> context map (B, C, H, W)."""
         B, C, H, W = x.shape
-        tokens = x.reshape(B, self.heads, C // self.heads, H * W)        # (B, h, d, N)
+        tokens = x.reshape(B, self.num_heads, C // self.num_heads, H * W)  # (B, h, d, N)
         g = tokens.mean(dim=-1, keepdim=True)                           # (B, h, d, 1)
         # 1. token-to-context similarity as one batched matmul
         sim = torch.matmul(g.transpose(-1, -2), tokens).squeeze(2)      # (B, h, N)
@@ -72,7 +74,7 @@ class GlobalContext(nn.Module):
         c = self.fc_compete(g.reshape(B, C)).reshape(B, 2, -1)         # (B, 2, C/r)
         c = self.fc_out(c.amax(dim=1))                                  # (B, C)
         # 4. weight the context vector by each position's similarity
-        gc = sim.unsqueeze(2) * c.reshape(B, self.heads, -1, 1)        # (B, h, d, N)
+        gc = sim.unsqueeze(2) * c.reshape(B, self.num_heads, -1, 1)    # (B, h, d, N)
         return gc.reshape(B, C, H, W)
 
 
@@ -80,19 +82,21 @@ class ContextConv(nn.Module):
     """One round of the token mixer: ``GELU(PW(GELU(PW(DW(x + GC(x))))))``.
 
     Args:
-        dim (int): Channels C.
-        kernel_size (int): Depthwise kernel (11 in all released variants).
-        hidden (int): Pointwise bottleneck width ``m = max(C / 8, 16)``.
-        heads (int), reduction (int): See :class:`GlobalContext`.
+        embed_dims (int): channels C.
+        kernel_size (int): depthwise kernel (11 in all released variants).
+        hidden_dims (int): pointwise bottleneck width ``m = max(C / 8, 16)``.
+        num_heads (int): context heads, see :class:`GlobalContext`.
+        reduction (int): context bottleneck ratio, see :class:`GlobalContext`.
     """
 
-    def __init__(self, dim: int, kernel_size: int, hidden: int, heads: int,
+    def __init__(self, embed_dims: int, kernel_size: int, hidden_dims: int, num_heads: int,
                  reduction: int) -> None:
         super().__init__()
-        self.context = GlobalContext(dim, heads, reduction)
-        self.dwconv = nn.Conv2d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
-        self.pw_reduce = nn.Conv2d(dim, hidden, 1)
-        self.pw_expand = nn.Conv2d(hidden, dim, 1)
+        self.context = GlobalContext(embed_dims, num_heads, reduction)
+        self.dwconv = nn.Conv2d(embed_dims, embed_dims, kernel_size, padding=kernel_size // 2,
+                                groups=embed_dims)
+        self.pw_reduce = nn.Conv2d(embed_dims, hidden_dims, 1)
+        self.pw_expand = nn.Conv2d(hidden_dims, embed_dims, 1)
         self.act = nn.GELU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -102,16 +106,26 @@ class ContextConv(nn.Module):
 
 
 class TokenMixer(nn.Module):
-    """Two context-conv rounds in sequence, no inner residual (the block adds it)."""
+    """Two context-conv rounds in sequence, no inner residual (the block adds it).
 
-    def __init__(self, dim: int, kernel_size: int = 11, heads: int = 8, reduction: int = 8,
-                 rounds: int = 2) -> None:
+    Args:
+        embed_dims (int): channels C.
+        kernel_size (int): depthwise kernel of each round. Defaults to 11.
+        num_heads (int): context heads, see :class:`GlobalContext`. Defaults to 8.
+        reduction (int): context bottleneck ratio, see :class:`GlobalContext`. Defaults to 8.
+        rounds (int): context-conv rounds. Defaults to 2.
+    """
+
+    def __init__(self, embed_dims: int, kernel_size: int = 11, num_heads: int = 8,
+                 reduction: int = 8, rounds: int = 2) -> None:
         super().__init__()
-        hidden = max(dim // 8, 16)
+        hidden_dims = max(embed_dims // 8, 16)
         self.rounds = nn.Sequential(*[
-            ContextConv(dim, kernel_size, hidden, heads, reduction) for _ in range(rounds)])
+            ContextConv(embed_dims, kernel_size, hidden_dims, num_heads, reduction)
+            for _ in range(rounds)])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, C, H, W) -> (B, C, H, W)."""
         return self.rounds(x)
 
 
@@ -119,18 +133,19 @@ class ChannelMixer(nn.Module):
     """``fc2(GELU(DW3x3(fc1(x))))``: a 1x1 MLP with a 3x3 depthwise conv before the activation.
 
     Args:
-        dim (int): Channels C.
-        hidden (int): Hidden channels ``mlp_ratio * C``.
+        embed_dims (int): channels C.
+        hidden_dims (int): hidden channels ``mlp_ratio * C``.
     """
 
-    def __init__(self, dim: int, hidden: int) -> None:
+    def __init__(self, embed_dims: int, hidden_dims: int) -> None:
         super().__init__()
-        self.fc1 = nn.Conv2d(dim, hidden, 1)
-        self.dwconv = nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden)
+        self.fc1 = nn.Conv2d(embed_dims, hidden_dims, 1)
+        self.dwconv = nn.Conv2d(hidden_dims, hidden_dims, 3, padding=1, groups=hidden_dims)
         self.act = nn.GELU()
-        self.fc2 = nn.Conv2d(hidden, dim, 1)
+        self.fc2 = nn.Conv2d(hidden_dims, embed_dims, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, C, H, W) -> (B, C, H, W)."""
         return self.fc2(self.act(self.dwconv(self.fc1(x))))
 
 
@@ -138,24 +153,24 @@ class FCViTBlock(nn.Module):
     """MetaFormer block: pre-norm token and channel mixers, each with layer scale and drop path.
 
     Args:
-        dim (int): Channels C.
-        mlp_ratio (float): Hidden ratio of the channel mixer.
-        mixer_cfg (dict): Keyword arguments of :class:`TokenMixer`.
-        norm_cfg (dict): Norm of both branches (GroupNorm with one group in the release).
-        drop_path (float): Stochastic depth rate of this block.
-        layer_scale_init_value (float): Initial per-channel branch scale.
+        embed_dims (int): channels C.
+        mlp_ratio (float): hidden ratio of the channel mixer.
+        mixer_cfg (dict): keyword arguments of :class:`TokenMixer`.
+        norm_cfg (dict): norm of both branches (GroupNorm with one group in the release).
+        drop_path_rate (float): stochastic depth rate of this block. Defaults to 0.
+        layer_scale_init_value (float): initial per-channel branch scale. Defaults to 1e-5.
     """
 
-    def __init__(self, dim: int, mlp_ratio: float, mixer_cfg: dict, norm_cfg: dict,
-                 drop_path: float = 0.0, layer_scale_init_value: float = 1e-5) -> None:
+    def __init__(self, embed_dims: int, mlp_ratio: float, mixer_cfg: dict, norm_cfg: dict,
+                 drop_path_rate: float = 0.0, layer_scale_init_value: float = 1e-5) -> None:
         super().__init__()
-        self.norm1 = build_norm_layer(norm_cfg, dim)[1]
-        self.token_mixer = TokenMixer(dim, **mixer_cfg)
-        self.norm2 = build_norm_layer(norm_cfg, dim)[1]
-        self.channel_mixer = ChannelMixer(dim, int(dim * mlp_ratio))
-        self.layer_scale_1 = nn.Parameter(torch.full((dim,), layer_scale_init_value))
-        self.layer_scale_2 = nn.Parameter(torch.full((dim,), layer_scale_init_value))
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.norm1 = build_norm_layer(norm_cfg, embed_dims)[1]
+        self.token_mixer = TokenMixer(embed_dims, **mixer_cfg)
+        self.norm2 = build_norm_layer(norm_cfg, embed_dims)[1]
+        self.channel_mixer = ChannelMixer(embed_dims, int(embed_dims * mlp_ratio))
+        self.layer_scale_1 = nn.Parameter(torch.full((embed_dims,), layer_scale_init_value))
+        self.layer_scale_2 = nn.Parameter(torch.full((embed_dims,), layer_scale_init_value))
+        self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, C, H, W) -> (B, C, H, W)."""
@@ -166,7 +181,14 @@ class FCViTBlock(nn.Module):
 
 
 class ConvBN(nn.Sequential):
-    """Overlapping patch embedding: ``BN(Conv(k, stride, pad=k//2))`` (stem and downsamples)."""
+    """Overlapping patch embedding: ``BN(Conv(k, stride, pad=k//2))`` (stem and downsamples).
+
+    Args:
+        in_channels (int): input channels C_in.
+        out_channels (int): output channels C_out.
+        kernel_size (int): the conv's square kernel k.
+        stride (int): the conv's stride.
+    """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
                  stride: int) -> None:
@@ -177,7 +199,12 @@ class ConvBN(nn.Sequential):
 
 def released_init(m: nn.Module) -> None:
     """The released initialisation: convs N(0, 2 / fan_out) with ``fan_out = k*k*out/groups``
-    (which torch's Kaiming does not divide by groups), linears truncated N(0, 0.02), zero biases."""
+    (which torch's Kaiming does not divide by groups), linears truncated N(0, 0.02), zero biases.
+
+    Args:
+        m (nn.Module): the module, for ``nn.Module.apply``; others than Conv2d and Linear are
+            left as they are.
+    """
     if isinstance(m, nn.Conv2d):
         fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
         nn.init.normal_(m.weight, 0, math.sqrt(2.0 / fan_out))
@@ -198,29 +225,30 @@ class FCViT(BaseBackbone):
     whose ``norm3`` is the released head's GroupNorm before global average pooling.
 
     Args:
-        arch (str | dict): A name in ``arch_zoo`` or a dict with ``depths``, ``widths`` and
+        arch (str | dict): a name in ``arch_zoo`` or a dict with ``depths``, ``widths`` and
             ``mlp_ratios`` (four entries each), optionally ``kernel_size`` (11), ``gc_heads`` (8)
             and ``gc_reduction`` (8). Defaults to ``'b12'``.
-        in_channels (int): Input channels. Defaults to 3.
-        out_indices (int | Sequence[int]): Stages to output, 0..3 (strides 4, 8, 16, 32);
+        in_channels (int): input channels. Defaults to 3.
+        out_indices (int | Sequence[int]): stages to output, 0..3 (strides 4, 8, 16, 32);
             negatives count from the end. Outputs come in stage order. Defaults to ``(3,)``.
-        norm_cfg (dict): Norm of the blocks and of each output.
-            Defaults to ``dict(type='GN', num_groups=1)``.
+        norm_cfg (dict, optional): norm of the blocks and of each output.
+            Defaults to None: ``dict(type='GN', num_groups=1)``.
         frozen_stages (int): the package-wide convention (mmdet's ResNet's): -1 freezes
             nothing, 0 the stem, ``i`` in 1..4 the stem and the first ``i`` stages (out indices
             ``0..i-1``) with the downsamples between them and their output norms. Frozen means no
             gradients and eval mode. Defaults to -1.
-        norm_eval (bool): Keep the BatchNorms (stem, downsamples) in eval mode while training.
+        norm_eval (bool): keep the BatchNorms (stem, downsamples) in eval mode while training.
             Defaults to False.
-        with_cp (bool): Recompute each block in backward (saves memory) when the input requires
+        with_cp (bool): recompute each block in backward (saves memory) when the input requires
             grad. Defaults to False.
-        drop_path_rate (float): Stochastic depth, linear over the global block index from 0 to
+        drop_path_rate (float): stochastic depth, linear over the global block index from 0 to
             this value. Defaults to 0.
-        layer_scale_init_value (float): Initial layer scale. Defaults to 1e-5.
+        layer_scale_init_value (float): initial layer scale. Defaults to 1e-5.
         init_cfg (dict | list[dict], optional): mmengine init config, e.g.
             ``dict(type='Pretrained', checkpoint=..., prefix='backbone.')``, applied by
             ``init_weights()`` on top of the released initialisation done at construction
             (mmengine's Kaiming cannot express it: it does not divide fan-out by groups).
+            Defaults to None: the released initialisation only.
 
     Input ``(B, in_channels, H, W)``, any ``H, W >= 1``; output ``i`` is
     ``(B, widths[i], ceil(H / 2**(i+2)), ceil(W / 2**(i+2)))``. Contiguous and channels-last
@@ -267,7 +295,7 @@ class FCViT(BaseBackbone):
         self.with_cp = with_cp
 
         mixer_cfg = dict(kernel_size=self.arch_settings['kernel_size'],
-                         heads=self.arch_settings['gc_heads'],
+                         num_heads=self.arch_settings['gc_heads'],
                          reduction=self.arch_settings['gc_reduction'])
         dpr = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
         self.stem = ConvBN(in_channels, widths[0], 7, 4)
@@ -316,7 +344,14 @@ class FCViT(BaseBackbone):
         return stage(x)
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        """x: (B, in_channels, H, W) -> tuple of (B, C_i, H_i, W_i) for i in out_indices."""
+        """
+        Args:
+            x (Tensor): images (B, in_channels, H, W), any H, W >= 1.
+
+        Returns:
+            tuple[Tensor]: (B, C_i, H_i, W_i) for each i in ``out_indices``, with
+            C_i = ``widths[i]`` and H_i = ceil(H / 2^(i+2)).
+        """
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f'FCViT expects input (B, {self.in_channels}, H, W), '
                              f'got {tuple(x.shape)}')

@@ -45,6 +45,19 @@ def conv_gelu_norm(in_channels: int, out_channels: int, kernel_size: int, stride
 
     (The activation comes *before* the BN; ``act=False`` gives conv -> norm.)
     Keys: ``conv``, ``norm``.
+
+    Args:
+        in_channels (int): input channels C_in.
+        out_channels (int): output channels C_out.
+        kernel_size (int): the conv's square kernel k; padded by k // 2.
+        stride (int): the conv's stride. Defaults to 1.
+        groups (int): the conv's groups. Defaults to 1.
+        bias (bool): bias in the conv. Defaults to False.
+        act (bool): GELU between the conv and the norm. Defaults to True.
+        norm_cfg (dict, optional): the norm. Defaults to None: ``dict(type='BN')``.
+
+    Returns:
+        nn.Sequential: (B, C_in, H, W) -> (B, C_out, H / stride, W / stride).
     """
     layers = [('conv', nn.Conv2d(in_channels, out_channels, kernel_size, stride,
                                  kernel_size // 2, groups=groups, bias=bias))]
@@ -58,8 +71,8 @@ class SqueezeExcite(nn.Module):
     """Squeeze-and-excitation on a map: global average pool, FC -> ReLU -> FC -> sigmoid, scale.
 
     Args:
-        channels: C.
-        ratio: bottleneck reduction (the released blocks use 2).
+        channels (int): channels C.
+        ratio (int): bottleneck reduction (the released blocks use 2). Defaults to 2.
     """
 
     def __init__(self, channels: int, ratio: int = 2) -> None:
@@ -80,21 +93,23 @@ class MV2BlockSE(nn.Module):
     identity shortcut when the shape is kept. Convs have no bias.
 
     Args:
-        in_channels, out_channels: C_in, C_out.
-        stride: 1 or 2 (on the depthwise conv).
-        expansion: hidden width = expansion * C_in. Default 4.
-        norm_cfg: the BN config.
+        in_channels (int): input channels C_in.
+        out_channels (int): output channels C_out.
+        stride (int): 1 or 2 (on the depthwise conv). Defaults to 1.
+        expansion (int): hidden width = expansion * C_in. Defaults to 4.
+        norm_cfg (dict, optional): the BN config. Defaults to None: ``dict(type='BN')``.
     """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1, expansion: int = 4,
                  norm_cfg: Optional[dict] = None) -> None:
         super().__init__()
-        hidden = in_channels * expansion
+        hidden_dims = in_channels * expansion
         self.use_shortcut = stride == 1 and in_channels == out_channels
-        self.expand = conv_gelu_norm(in_channels, hidden, 1, norm_cfg=norm_cfg)
-        self.depthwise = conv_gelu_norm(hidden, hidden, 3, stride, groups=hidden,
+        self.expand = conv_gelu_norm(in_channels, hidden_dims, 1, norm_cfg=norm_cfg)
+        self.depthwise = conv_gelu_norm(hidden_dims, hidden_dims, 3, stride, groups=hidden_dims,
                                         norm_cfg=norm_cfg)
-        self.project = conv_gelu_norm(hidden, out_channels, 1, act=False, norm_cfg=norm_cfg)
+        self.project = conv_gelu_norm(hidden_dims, out_channels, 1, act=False,
+                                      norm_cfg=norm_cfg)
         self.se = SqueezeExcite(out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -109,17 +124,19 @@ class LightMlp(nn.Module):
     1x1 -> GELU -> BN, 3x3 depthwise -> GELU -> BN, 1x1 -> BN, all convs with bias.
 
     Args:
-        dims: C (input = output channels).
-        hidden_dims: hidden width (the released ``dim * mlp_ratio / 4`` = C).
-        norm_cfg: the BN config.
+        embed_dims (int): channels C (input = output channels).
+        hidden_dims (int): hidden width (the released ``dim * mlp_ratio / 4`` = C).
+        norm_cfg (dict, optional): the BN config. Defaults to None: ``dict(type='BN')``.
     """
 
-    def __init__(self, dims: int, hidden_dims: int, norm_cfg: Optional[dict] = None) -> None:
+    def __init__(self, embed_dims: int, hidden_dims: int,
+                 norm_cfg: Optional[dict] = None) -> None:
         super().__init__()
-        self.pw1 = conv_gelu_norm(dims, hidden_dims, 1, bias=True, norm_cfg=norm_cfg)
+        self.pw1 = conv_gelu_norm(embed_dims, hidden_dims, 1, bias=True, norm_cfg=norm_cfg)
         self.dw = conv_gelu_norm(hidden_dims, hidden_dims, 3, groups=hidden_dims, bias=True,
                                  norm_cfg=norm_cfg)
-        self.pw2 = conv_gelu_norm(hidden_dims, dims, 1, bias=True, act=False, norm_cfg=norm_cfg)
+        self.pw2 = conv_gelu_norm(hidden_dims, embed_dims, 1, bias=True, act=False,
+                                  norm_cfg=norm_cfg)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, H, W, C) -> (B, H, W, C)."""
@@ -136,34 +153,37 @@ class LadderBranch(nn.Module):
     and ``A = Proj(softmax(q k^T s + B + M) v) + LN1(x)``.
 
     Args:
-        dims: channels d of the branch.
-        num_heads: heads (head_dim = d / num_heads).
-        window_size: ws.
-        shift_size: signed cyclic shift of this branch (see :class:`ShiftWindowMSA`).
-        ladder: take v from outside (every branch but the first).
-        drop_path: stochastic depth rate of both residuals.
-        norm_cfg: the BN config of the MLP.
+        embed_dims (int): channels d of the branch (C / 3 of its block).
+        num_heads (int): heads (head_dims = d / num_heads).
+        window_size (int): window side ws.
+        shift_size (int): signed cyclic shift of this branch (see :class:`ShiftWindowMSA`).
+        ladder (bool): take v from outside (every branch but the first).
+        drop_path_rate (float): stochastic depth rate of both residuals. Defaults to 0.
+        norm_cfg (dict, optional): the BN config of the MLP. Defaults to None:
+            ``dict(type='BN')``.
     """
 
-    def __init__(self, dims: int, num_heads: int, window_size: int, shift_size: int,
-                 ladder: bool, drop_path: float = 0., norm_cfg: Optional[dict] = None) -> None:
+    def __init__(self, embed_dims: int, num_heads: int, window_size: int, shift_size: int,
+                 ladder: bool, drop_path_rate: float = 0.,
+                 norm_cfg: Optional[dict] = None) -> None:
         super().__init__()
         self.ladder = ladder
-        self.norm1 = nn.LayerNorm(dims)
-        self.attn = ShiftWindowMSA(dims, num_heads, window_size, shift_size,
+        self.norm1 = nn.LayerNorm(embed_dims)
+        self.attn = ShiftWindowMSA(embed_dims, num_heads, window_size, shift_size,
                                    window_msa=ExternalValueWindowMSA if ladder else WindowMSA)
-        self.norm2 = nn.LayerNorm(dims)
-        self.mlp = LightMlp(dims, dims, norm_cfg=norm_cfg)
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.norm2 = nn.LayerNorm(embed_dims)
+        self.mlp = LightMlp(embed_dims, embed_dims, norm_cfg=norm_cfg)
+        self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor, v: Optional[torch.Tensor] = None) -> torch.Tensor:
         """
         Args:
-            x: this branch's channels x_i, (B, H, W, d).
-            v: the previous branch's output y_{i-1}, (B, H, W, d), for a ladder branch.
+            x (Tensor): this branch's channels x_i, (B, H, W, d).
+            v (Tensor, optional): the previous branch's output y_{i-1}, (B, H, W, d), for a
+                ladder branch. Defaults to None (the first branch).
 
         Returns:
-            y_i, (B, H, W, d).
+            Tensor: y_i, (B, H, W, d).
         """
         y = self.norm1(x)
         a = self.attn(y, v)
@@ -177,15 +197,15 @@ class PixelAdaptiveFusion(nn.Module):
     """Fuse the branch outputs: a per-token channel gate (SE without pooling), then Z + Linear(Z).
 
     Args:
-        dims: C (all branches together).
-        ratio: gate bottleneck reduction. Default 2.
+        embed_dims (int): channels C (all branches together).
+        ratio (int): gate bottleneck reduction. Defaults to 2.
     """
 
-    def __init__(self, dims: int, ratio: int = 2) -> None:
+    def __init__(self, embed_dims: int, ratio: int = 2) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(dims, dims // ratio)
-        self.fc2 = nn.Linear(dims // ratio, dims)
-        self.proj = nn.Linear(dims, dims)
+        self.fc1 = nn.Linear(embed_dims, embed_dims // ratio)
+        self.fc2 = nn.Linear(embed_dims // ratio, embed_dims)
+        self.proj = nn.Linear(embed_dims, embed_dims)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         """y: (B, H, W, C) -> (B, H, W, C)."""
@@ -197,26 +217,27 @@ class LadderBlock(nn.Module):
     """Ladder self-attention block: three branches passing values down, then fusion.
 
     Args:
-        dims: C, divisible by 3 * num_heads.
-        num_heads: heads of every branch.
-        window_size: ws of every branch.
-        shift: use the progressive shift; False: no branch shifts.
-        drop_path: stochastic depth rate of the branches.
-        norm_cfg: the BN config.
+        embed_dims (int): channels C, divisible by 3 * num_heads.
+        num_heads (int): heads of every branch.
+        window_size (int): ws of every branch. Defaults to 7.
+        shift (bool): use the progressive shift; False: no branch shifts. Defaults to True.
+        drop_path_rate (float): stochastic depth rate of the branches. Defaults to 0.
+        norm_cfg (dict, optional): the BN config. Defaults to None: ``dict(type='BN')``.
     """
 
-    def __init__(self, dims: int, num_heads: int, window_size: int = 7, shift: bool = True,
-                 drop_path: float = 0., norm_cfg: Optional[dict] = None) -> None:
+    def __init__(self, embed_dims: int, num_heads: int, window_size: int = 7,
+                 shift: bool = True, drop_path_rate: float = 0.,
+                 norm_cfg: Optional[dict] = None) -> None:
         super().__init__()
-        d = dims // NUM_BRANCHES
+        branch_dims = embed_dims // NUM_BRANCHES
         s = window_size // 2 if shift else 0
         # progressive shift: none, roll -s (Swin's direction), roll +s (the mirror)
         shifts = (0, -s, s)
         self.branches = nn.ModuleList(
-            LadderBranch(d, num_heads, window_size, shift, ladder=i > 0, drop_path=drop_path,
-                         norm_cfg=norm_cfg)
-            for i, shift in enumerate(shifts))
-        self.fusion = PixelAdaptiveFusion(dims)
+            LadderBranch(branch_dims, num_heads, window_size, shift_size, ladder=i > 0,
+                         drop_path_rate=drop_path_rate, norm_cfg=norm_cfg)
+            for i, shift_size in enumerate(shifts))
+        self.fusion = PixelAdaptiveFusion(embed_dims)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, H, W, C) -> (B, H, W, C)."""
@@ -235,7 +256,7 @@ class PatchMerging(nn.Module):
     released one: (even row, even col), (odd, even), (even, odd), (odd, odd).
 
     Args:
-        in_channels: C.
+        in_channels (int): input channels C; the output has 2C.
     """
 
     def __init__(self, in_channels: int) -> None:
@@ -258,11 +279,11 @@ class PSLTStage(nn.Module):
     """A stride-2 ``downsample`` followed by ``blocks``.
 
     Args:
-        downsample: (B, C_in, H, W) -> (B, C, H/2, W/2).
-        blocks: blocks of the stage; on (B, H, W, C) maps when ``channels_last`` (ladder blocks),
-            else on (B, C, H, W) maps.
-        channels_last: the blocks' layout.
-        with_cp: checkpoint each block while the input requires grad.
+        downsample (nn.Module): (B, C_in, H, W) -> (B, C, H/2, W/2).
+        blocks (Sequence[nn.Module]): blocks of the stage; on (B, H, W, C) maps when
+            ``channels_last`` (ladder blocks), else on (B, C, H, W) maps.
+        channels_last (bool): the blocks' layout.
+        with_cp (bool): checkpoint each block while the input requires grad. Defaults to False.
     """
 
     def __init__(self, downsample: nn.Module, blocks: Sequence[nn.Module],
@@ -293,29 +314,34 @@ class PSLT(BaseBackbone):
     """PSLT backbone (ladder self-attention with progressive shift).
 
     Args:
-        arch: a name from ``arch_zoo`` ('tiny', 'base', 'large'; the paper's 9.2M model is
-            'base') or a dict with ``essential_keys`` (and optionally ``window_size``):
-            ``embed_dims`` C0; ``depths`` (4 ints): MV2 blocks of stages 1 and 2 (the first is
-            the strided one), ladder blocks of stages 3 and 4; ``num_heads`` (2 ints) of the
-            ladder stages.
-        in_channels: image channels. Default 3.
-        out_indices: stages to output (0..3, negatives count from the end); maps of
-            2C0, 4C0, 8C0, 16C0 channels at strides 4, 8, 16, 32. Default (3,).
-        frozen_stages: -1 freezes nothing, 0 the stem, i the stem and stages 1..i. Default -1.
-        norm_eval: keep BatchNorms in eval mode while training. Default False.
-        with_cp: gradient checkpointing of each block (only while the input requires grad).
-        drop_path_rate: stochastic depth, rising linearly over the ladder blocks only. Default 0.2.
-        ladder_shift: whether the ladder blocks of stages 3 and 4 use the progressive shift
-            (branch shifts 0, -ws/2, +ws/2). Default (True, True). Whatever this says, a map
-            whose short side is <= ws is one window wide and is not shifted (the small-map rule).
+        arch (str | dict): a name from ``arch_zoo`` ('tiny', 'base', 'large'; the paper's 9.2M
+            model is 'base') or a dict with ``essential_keys`` (and optionally ``window_size``,
+            7 by default): ``embed_dims`` C0; ``depths`` (4 ints): MV2 blocks of stages 1 and 2
+            (the first is the strided one), ladder blocks of stages 3 and 4; ``num_heads``
+            (2 ints) of the ladder stages. Defaults to ``'base'``.
+        in_channels (int): image channels. Defaults to 3.
+        out_indices (Sequence[int]): stages to output (0..3, negatives count from the end); maps
+            of 2C0, 4C0, 8C0, 16C0 channels at strides 4, 8, 16, 32. Defaults to ``(3,)``.
+        frozen_stages (int): -1 freezes nothing, 0 the stem, i the stem and stages 1..i.
+            Defaults to -1.
+        norm_eval (bool): keep BatchNorms in eval mode while training. Defaults to False.
+        with_cp (bool): gradient checkpointing of each block (only while the input requires
+            grad). Defaults to False.
+        drop_path_rate (float): stochastic depth, rising linearly over the ladder blocks only.
+            Defaults to 0.2.
+        ladder_shift (Sequence[bool]): whether the ladder blocks of stages 3 and 4 use the
+            progressive shift (branch shifts 0, -ws/2, +ws/2). Whatever this says, a map whose
+            short side is <= ws is one window wide and is not shifted (the small-map rule).
             False reproduces a state of the released detection backbone: the first time one of
             its blocks sees such a small map it turns its shift off for good (e.g. stage 4 after
-            any input whose short side is <= 224 pixels).
-        final_norm: LayerNorm on the last stage's output, as the released classifier does before
-            pooling (set it for classification; the detection backbone has none). Default False.
-        norm_cfg: the norm of the conv parts (BN; e.g. SyncBN for detection). LayerNorms stay.
-        init_cfg: initialisation; by default Linear trunc-normal(0.02) with zero bias, LayerNorm
-            1/0, as released.
+            any input whose short side is <= 224 pixels). Defaults to ``(True, True)``.
+        final_norm (bool): LayerNorm on the last stage's output, as the released classifier does
+            before pooling (set it for classification; the detection backbone has none).
+            Defaults to False.
+        norm_cfg (dict): the norm of the conv parts (BN; e.g. SyncBN for detection). LayerNorms
+            stay. Defaults to ``dict(type='BN')``.
+        init_cfg (dict | list[dict], optional): initialisation. Defaults to None: Linear
+            trunc-normal(0.02) with zero bias, LayerNorm 1/0, as released.
     """
 
     # a detection checkpoint has no final norm
@@ -417,11 +443,12 @@ class PSLT(BaseBackbone):
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """
         Args:
-            x: images (B, in_channels, H, W), any H, W >= 32.
+            x (Tensor): images (B, in_channels, H, W), any H, W >= 32.
 
         Returns:
-            One map per ``out_indices`` entry: stage i is (B, C0 * 2^(i+1), H_i, W_i), with
-            H_i = ceil(H / 2^(i+2)) (= H / stride for multiples of 32).
+            tuple[Tensor]: one map per ``out_indices`` entry: stage i is
+            (B, C0 * 2^(i+1), H_i, W_i), with H_i = ceil(H / 2^(i+2)) (= H / stride for
+            multiples of 32).
         """
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f'PSLT expects images (B, {self.in_channels}, H, W): '

@@ -34,11 +34,11 @@ def window_partition(x: torch.Tensor, window_size: int) -> torch.Tensor:
     """Cut a map into non-overlapping windows of tokens.
 
     Args:
-        x: (B, H, W, C), with H and W multiples of ``window_size``.
-        window_size: side of the square window, ws.
+        x (Tensor): (B, H, W, C), with H and W multiples of ``window_size``.
+        window_size (int): side of the square window, ws.
 
     Returns:
-        (B * H/ws * W/ws, ws * ws, C), windows in row-major order per image.
+        Tensor: (B * H/ws * W/ws, ws * ws, C), windows in row-major order per image.
     """
     B, H, W, C = x.shape
     ws = window_size
@@ -50,12 +50,13 @@ def window_reverse(windows: torch.Tensor, window_size: int, H: int, W: int) -> t
     """Inverse of :func:`window_partition`.
 
     Args:
-        windows: (B * H/ws * W/ws, ws * ws, C).
-        window_size: side of the square window, ws.
-        H, W: size of the (padded) map.
+        windows (Tensor): (B * H/ws * W/ws, ws * ws, C).
+        window_size (int): side of the square window, ws.
+        H (int): height of the (padded) map.
+        W (int): width of the (padded) map.
 
     Returns:
-        (B, H, W, C).
+        Tensor: (B, H, W, C).
     """
     ws = window_size
     C = windows.shape[-1]
@@ -71,11 +72,12 @@ def relative_position_index(window_size: int, table_window: Optional[int] = None
     window (the small-map rule) reads the central entries of the same table.
 
     Args:
-        window_size: side of the window the index is for, ws.
-        table_window: side of the window the table was made for, T >= ws (default ws).
+        window_size (int): side of the window the index is for, ws.
+        table_window (int, optional): side of the window the table was made for, T >= ws.
+            Defaults to None: ws.
 
     Returns:
-        (ws * ws, ws * ws) int64.
+        Tensor: (ws * ws, ws * ws) int64.
     """
     T = table_window or window_size
     if window_size > T:
@@ -97,13 +99,15 @@ def shift_window_mask(height: int, width: int, window_size: int, shift: int,
     (regions [0, s), [s, ws), [ws, H)) for ``shift > 0``. Cached: the result must not be modified.
 
     Args:
-        height, width: the padded map, multiples of ``window_size``.
-        window_size: ws.
-        shift: the signed roll applied to the map, 0 < |shift| < ws.
-        device: where the mask lives.
+        height (int): height of the padded map, a multiple of ``window_size``.
+        width (int): width of the padded map, a multiple of ``window_size``.
+        window_size (int): window side ws.
+        shift (int): the signed roll applied to the map, 0 < |shift| < ws.
+        device (torch.device): where the mask lives. Defaults to the CPU.
 
     Returns:
-        (nW, ws * ws, ws * ws) float: 0 where attention is allowed, ``MASK_FILL`` elsewhere.
+        Tensor: (nW, ws * ws, ws * ws) float: 0 where attention is allowed, ``MASK_FILL``
+        elsewhere.
     """
     def wrapped(n: int) -> torch.Tensor:
         source = torch.arange(n) - shift  # position each token came from before the roll
@@ -124,13 +128,14 @@ class WindowMSA(nn.Module):
     """Multi-head self-attention within windows, with Swin's relative position bias.
 
     Args:
-        embed_dims: channels C of the input and output.
-        num_heads: number of heads h; head_dim = C / h.
-        window_size: window side ws the bias table is made for.
-        qkv_bias: bias in the q, k (, v) projection. Default True.
-        qk_scale: factor the logits are **multiplied** by. Default head_dim ** -0.5.
-        attn_drop: dropout on the attention weights (training only). Default 0.
-        proj_drop: dropout after the output projection. Default 0.
+        embed_dims (int): channels C of the input and output.
+        num_heads (int): number of heads h; head_dims = C / h.
+        window_size (int): window side ws the bias table is made for.
+        qkv_bias (bool): bias in the q, k (, v) projection. Defaults to True.
+        qk_scale (float, optional): factor the logits are **multiplied** by.
+            Defaults to head_dims ** -0.5.
+        attn_drop (float): dropout on the attention weights (training only). Defaults to 0.
+        proj_drop (float): dropout after the output projection. Defaults to 0.
 
     q, k, v come from one Linear C -> 3C (``qkv``); :class:`ExternalValueWindowMSA` takes v from
     the caller instead.
@@ -188,7 +193,16 @@ class WindowMSA(nn.Module):
 
     def project(self, x: torch.Tensor, v: Optional[torch.Tensor]
                 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Windows x (Bw, N, C) -> per-head q, k, v, each (Bw, h, N, hd)."""
+        """Windows x (Bw, N, C) -> per-head q, k, v, each (Bw, h, N, hd).
+
+        Args:
+            x (Tensor): windows (Bw, N, C).
+            v (Tensor, optional): must be None: :class:`WindowMSA` computes its own value
+                (:class:`ExternalValueWindowMSA` takes it here, (Bw, N, C)).
+
+        Returns:
+            tuple[Tensor]: q, k, v, each (Bw, h, N, hd).
+        """
         if v is not None:
             raise ValueError(f'{type(self).__name__} computes its own value; build the '
                              'attention with window_msa=ExternalValueWindowMSA to pass v')
@@ -221,14 +235,16 @@ class WindowMSA(nn.Module):
                 window_size: Optional[int] = None) -> torch.Tensor:
         """
         Args:
-            x: windows (B * nW, N, C), N = ws * ws.
-            mask: additive shift mask (nW, N, N), the same for every image, or None.
-            v: the value windows (B * nW, N, C) for :class:`ExternalValueWindowMSA`; None
-                otherwise.
-            window_size: ws of these windows if smaller than the table's (small maps).
+            x (Tensor): windows (B * nW, N, C), N = ws * ws.
+            mask (Tensor, optional): additive shift mask (nW, N, N), the same for every image.
+                Defaults to None: no mask.
+            v (Tensor, optional): the value windows (B * nW, N, C) for
+                :class:`ExternalValueWindowMSA`; None otherwise. Defaults to None.
+            window_size (int, optional): ws of these windows if smaller than the table's
+                (small maps). Defaults to None: the table's window.
 
         Returns:
-            (B * nW, N, C).
+            Tensor: (B * nW, N, C).
         """
         Bw, N, C = x.shape
         h, hd = self.num_heads, C // self.num_heads
@@ -273,19 +289,22 @@ class ShiftWindowMSA(nn.Module):
     """Window attention on a map: pad, cyclic shift, mask, partition, attend, and undo all that.
 
     Args:
-        embed_dims: channels C.
-        num_heads: number of heads.
-        window_size: window side ws.
-        shift_size: the signed cyclic shift, ``torch.roll(x, (s, s))`` before attention and
-            ``-s`` after. Swin's shifted blocks use ``-(ws // 2)``, PSLT's third branch
-            ``+(ws // 2)``.
-            0 = no shift. |shift_size| < window_size.
-        shrink_small_map: the Swin/PSLT small-map rule: when min(H, W) <= ws, use one window of
-            side min(H, W) and no shift. When False, small maps are padded to a whole window.
-            Default True.
-        qkv_bias, qk_scale, attn_drop, proj_drop: see :class:`WindowMSA`.
-        window_msa: the attention core class, :class:`WindowMSA` (default) or
-            :class:`ExternalValueWindowMSA` (value from the caller).
+        embed_dims (int): channels C.
+        num_heads (int): number of heads.
+        window_size (int): window side ws.
+        shift_size (int): the signed cyclic shift, ``torch.roll(x, (s, s))`` before attention
+            and ``-s`` after. Swin's shifted blocks use ``-(ws // 2)``, PSLT's third branch
+            ``+(ws // 2)``; 0 = no shift. |shift_size| < window_size. Defaults to 0.
+        shrink_small_map (bool): the Swin/PSLT small-map rule: when min(H, W) <= ws, use one
+            window of side min(H, W) and no shift. When False, small maps are padded to a whole
+            window. Defaults to True.
+        qkv_bias (bool): see :class:`WindowMSA`. Defaults to True.
+        qk_scale (float, optional): see :class:`WindowMSA`. Defaults to None: head_dims ** -0.5.
+        attn_drop (float): see :class:`WindowMSA`. Defaults to 0.
+        proj_drop (float): see :class:`WindowMSA`. Defaults to 0.
+        window_msa (type): the attention core class, :class:`WindowMSA` or
+            :class:`ExternalValueWindowMSA` (value from the caller). Defaults to
+            :class:`WindowMSA`.
     """
 
     def __init__(self, embed_dims: int, num_heads: int, window_size: int, shift_size: int = 0,
@@ -314,11 +333,12 @@ class ShiftWindowMSA(nn.Module):
     def forward(self, x: torch.Tensor, v: Optional[torch.Tensor] = None) -> torch.Tensor:
         """
         Args:
-            x: (B, H, W, C).
-            v: (B, H, W, C), the value map for an :class:`ExternalValueWindowMSA` core, or None.
+            x (Tensor): (B, H, W, C).
+            v (Tensor, optional): (B, H, W, C), the value map for an
+                :class:`ExternalValueWindowMSA` core. Defaults to None.
 
         Returns:
-            (B, H, W, C).
+            Tensor: (B, H, W, C).
         """
         B, H, W, C = x.shape
         ws, shift = self.window_and_shift(H, W)
