@@ -1,12 +1,9 @@
 import os
 import os.path as osp
-import sys
 
 import pytest
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-# tools/ holds the dataset generator and converters that tests import.
-sys.path.insert(0, osp.join(ROOT, 'tools'))
 
 
 def pytest_configure(config):

@@ -1,5 +1,6 @@
-"""tools/convert_official.py: safe loading of the authors' files, a crafted payload refused,
-clear errors for corrupt files, and the BViT / Dense conversions end to end."""
+"""tools/convert_official.py (visattn_mm.converters.cli): safe loading of the authors' files, a
+crafted payload refused, clear errors for corrupt files, and the BViT / Dense conversions end to
+end."""
 import argparse
 import os
 import os.path as osp
@@ -7,7 +8,7 @@ import os.path as osp
 import pytest
 import torch
 
-import convert_official  # tools/, on sys.path through conftest
+from visattn_mm.converters import cli as convert_official
 
 
 class _RunsCode:

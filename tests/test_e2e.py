@@ -2,7 +2,7 @@
 then `mim test` the checkpoint and read the real evaluator's metrics from its log.
 
 Marked ``e2e`` (deselect with ``-m "not e2e"``). Each case runs two real processes, as a user
-would; the configs are the shipped ones, shortened by tools/mini_config.py.
+would; the configs are the shipped ones, shortened by visattn_mm.testing.mini_config.
 """
 import math
 import os
@@ -13,9 +13,9 @@ import sys
 
 import pytest
 
-import market1501_to_reid
-import mini_datasets
-from mini_config import make_mini_config
+from visattn_mm.datasets.market1501 import convert_market1501
+from visattn_mm.testing import mini_datasets
+from visattn_mm.testing.mini_config import make_mini_config
 
 pytestmark = pytest.mark.e2e
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -82,7 +82,7 @@ def mini_set(mini_root, name: str) -> str:
         maker, kwargs = MINI_SETS[name]
         maker(root, seed=0, **kwargs)
         if name == 'market1501':
-            market1501_to_reid.convert_market1501(root)
+            convert_market1501(root)
     return root
 
 

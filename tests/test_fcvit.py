@@ -285,7 +285,7 @@ def test_drop_path():
 
 # ----------------------------------------------------------------------------- weights
 def test_pretrained_init_cfg_loads_converted_checkpoint(golden_tiny, tmp_path):
-    from convert_official import main
+    from visattn_mm.converters.cli import main
 
     dst = str(tmp_path / 'fcvit_tiny_converted.pth')
     assert main(['fcvit', golden_tiny, dst]) == 0
@@ -301,7 +301,7 @@ def test_pretrained_init_cfg_loads_converted_checkpoint(golden_tiny, tmp_path):
 
 
 def test_convert_official_refuses_other_family(golden_dir, tmp_path):
-    from convert_official import main
+    from visattn_mm.converters.cli import main
 
     pslt = sorted(glob.glob(osp.join(golden_dir, 'pslt_*.pth')))
     assert pslt, 'no PSLT golden file to refuse'

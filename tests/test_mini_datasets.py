@@ -9,14 +9,18 @@ import hashlib
 import json
 import os
 import os.path as osp
+import runpy
+import sys
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-import market1501_to_reid as m2r
-import mini_datasets as md
+import visattn_mm.datasets.market1501 as market
+from visattn_mm.testing import mini_datasets as md
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 @pytest.fixture(scope='module')
@@ -29,7 +33,7 @@ def roots(tmp_path_factory) -> dict:
                                      size=64),
         'market1501': md.make_market1501(str(base / 'market1501'), seed=0),
     }
-    m2r.convert_market1501(out['market1501'])
+    market.convert_market1501(out['market1501'])
     return out
 
 
@@ -58,13 +62,44 @@ def test_same_seed_same_files(tmp_path, maker, kwargs):
     assert a != c
 
 
-def test_cli(tmp_path):
-    md.main(['imagenet', '--out', str(tmp_path), '--num-train', '1', '--num-val', '1',
-             '--size', '40'])
+def _run_tool(monkeypatch, tool: str, *args: str) -> None:
+    """Run ``python tools/<tool> ARGS`` in this process (the script itself, not its library)."""
+    path = osp.join(ROOT, 'tools', tool)
+    monkeypatch.setattr(sys, 'argv', [path, *args])
+    runpy.run_path(path, run_name='__main__')
+
+
+def test_cli(tmp_path, monkeypatch):
+    _run_tool(monkeypatch, 'mini_datasets.py', 'imagenet', '--out', str(tmp_path),
+              '--num-train', '1', '--num-val', '1', '--size', '40')
     assert osp.isfile(tmp_path / 'imagenet' / 'meta' / 'train.txt')
-    md.main(['market1501', '--out', str(tmp_path), '--num-train', '8', '--num-val', '3'])
+    _run_tool(monkeypatch, 'mini_datasets.py', 'market1501', '--out', str(tmp_path),
+              '--num-train', '8', '--num-val', '3')
     with open(tmp_path / 'market1501' / 'meta' / 'train_pids.txt') as f:
         assert len(f.readlines()) == 8
+    # the converter's own command line, into another folder
+    _run_tool(monkeypatch, 'dataset_converters/market1501_to_reid.py',
+              str(tmp_path / 'market1501'), '--out-dir', 'meta2')
+    for name in ('train', 'train_pids', 'query', 'gallery', 'test'):
+        with open(tmp_path / 'market1501' / 'meta' / f'{name}.txt') as a, \
+                open(tmp_path / 'market1501' / 'meta2' / f'{name}.txt') as b:
+            assert a.read() == b.read(), name
+
+
+def test_mini_config_cli(roots, tmp_path, monkeypatch):
+    from mmengine.config import Config
+    out = str(tmp_path / 'mini.py')
+    _run_tool(monkeypatch, 'mini_config.py', osp.join(ROOT, 'configs', 'pslt_retinanet.py'),
+              '--data-root', roots['coco'], '--out', out, '--iters', '2', '--scale', '160',
+              '128', '--batch-size', '4', '--no-val')
+    cfg = Config.fromfile(out)
+    assert cfg.train_cfg.max_epochs == 2 and cfg.val_dataloader is None
+    assert cfg.train_dataloader.batch_size == 4
+    assert cfg.train_dataloader.dataset.data_root == osp.join(roots['coco'], '')
+    # the mini set lists all 80 COCO categories, as the real file does
+    assert len(cfg.train_dataloader.dataset.metainfo.classes) == len(md.COCO_CATEGORIES)
+    assert cfg.model.bbox_head.num_classes == len(md.COCO_CATEGORIES)
+    assert cfg.model.test_cfg.score_thr == 0.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -324,26 +359,26 @@ def test_imagenet_classes_are_learnable(roots):
 
 def test_market_layout(roots):
     root = roots['market1501']
-    parsed = {f: [m2r.parse_market_name(n) for n in os.listdir(osp.join(root, f))]
-              for f in (m2r.TRAIN_FOLDER, m2r.GALLERY_FOLDER, m2r.QUERY_FOLDER)}
-    train_ids = {n.pid for n in parsed[m2r.TRAIN_FOLDER]}
-    gallery_ids = {n.pid for n in parsed[m2r.GALLERY_FOLDER]}
+    parsed = {f: [market.parse_market_name(n) for n in os.listdir(osp.join(root, f))]
+              for f in (market.TRAIN_FOLDER, market.GALLERY_FOLDER, market.QUERY_FOLDER)}
+    train_ids = {n.pid for n in parsed[market.TRAIN_FOLDER]}
+    gallery_ids = {n.pid for n in parsed[market.GALLERY_FOLDER]}
     assert {0, -1} <= gallery_ids and not train_ids & gallery_ids
     assert all(1 <= n.camera <= 6 for names in parsed.values() for n in names)
-    for q in parsed[m2r.QUERY_FOLDER]:
-        same_id = [g for g in parsed[m2r.GALLERY_FOLDER] if g.pid == q.pid]
+    for q in parsed[market.QUERY_FOLDER]:
+        same_id = [g for g in parsed[market.GALLERY_FOLDER] if g.pid == q.pid]
         assert any(g.camera != q.camera for g in same_id)
-    for f in os.listdir(osp.join(root, m2r.QUERY_FOLDER)):
-        assert Image.open(osp.join(root, m2r.QUERY_FOLDER, f)).size == (64, 128)
-    junk = [f for f in os.listdir(osp.join(root, m2r.GALLERY_FOLDER)) if f.startswith('-1_')]
+    for f in os.listdir(osp.join(root, market.QUERY_FOLDER)):
+        assert Image.open(osp.join(root, market.QUERY_FOLDER, f)).size == (64, 128)
+    junk = [f for f in os.listdir(osp.join(root, market.GALLERY_FOLDER)) if f.startswith('-1_')]
     assert junk and all(f.startswith('-1_c') for f in junk)
 
 
 def test_market_name_parsing():
-    assert m2r.parse_market_name('0002_c1s1_000451_03.jpg') == (2, 1, 1, 451, 3)
-    assert m2r.parse_market_name('x/-1_c3s2_000401_03.jpg').pid == -1
+    assert market.parse_market_name('0002_c1s1_000451_03.jpg') == (2, 1, 1, 451, 3)
+    assert market.parse_market_name('x/-1_c3s2_000401_03.jpg').pid == -1
     with pytest.raises(ValueError, match='PPPP_cCsS_FFFFFF_NN.jpg'):
-        m2r.parse_market_name('0002_c1_000451.jpg')
+        market.parse_market_name('0002_c1_000451.jpg')
 
 
 def test_converter_output(roots):
@@ -356,11 +391,11 @@ def test_converter_output(roots):
     train = read('train.txt')
     labels = sorted({int(p) for _, p in train})
     assert labels == list(range(12))
-    assert all(p.startswith(m2r.TRAIN_FOLDER + '/') for p, _ in train)
+    assert all(p.startswith(market.TRAIN_FOLDER + '/') for p, _ in train)
     query, gallery, test = read('query.txt'), read('gallery.txt'), read('test.txt')
     assert test == query + gallery
     for path, pid in test:  # original ids kept
-        assert m2r.parse_market_name(path).pid == int(pid)
+        assert market.parse_market_name(path).pid == int(pid)
     assert {int(p) for _, p in gallery} >= {0, -1}
 
 

@@ -232,7 +232,7 @@ def test_pretrained_init_cfg_loads_converted_checkpoint(golden_dir, tmp_path):
 
 
 def test_convert_tool_on_both_layouts(golden_dir, tmp_path):
-    import convert_official  # tools/, on sys.path through conftest
+    from visattn_mm.converters import cli as convert_official
 
     for name in ('pslt_tiny_official.pth', 'pslt_det_official.pth'):
         dst = str(tmp_path / name)

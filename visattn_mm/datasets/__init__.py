@@ -1,4 +1,8 @@
-from .market1501 import (DISTRACTOR_PID, JUNK_PID, MarketName, parse_market_name,
+from .market1501 import (DISTRACTOR_PID, GALLERY_FOLDER, JUNK_PID, QUERY_FOLDER, TRAIN_FOLDER,
+                         MarketName, convert_market1501, list_market_folder, parse_market_name,
                          parse_reid_name)
 
-__all__ = ['DISTRACTOR_PID', 'JUNK_PID', 'MarketName', 'parse_market_name', 'parse_reid_name']
+__all__ = [
+    'DISTRACTOR_PID', 'JUNK_PID', 'TRAIN_FOLDER', 'GALLERY_FOLDER', 'QUERY_FOLDER', 'MarketName',
+    'parse_market_name', 'parse_reid_name', 'list_market_folder', 'convert_market1501'
+]

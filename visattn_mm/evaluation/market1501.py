@@ -18,8 +18,8 @@ Each test sample's identity, camera and side are read from its ``img_path`` (whi
 ``PackReIDInputs`` keeps in the data sample by default): the parent folder names the side
 (``query`` or ``bounding_box_test`` by default) and the file name starts with
 ``<pid>_c<camera>``, as in Market-1501 (``0002_c1s1_000451_03.jpg``, ``-1_c3s2_...``) and
-DukeMTMC-reID (``0001_c2_f0046182.jpg``). ``tools/market1501_to_reid.py`` writes the matching
-``meta/test.txt``.
+DukeMTMC-reID (``0001_c2_f0046182.jpg``). ``visattn_mm.datasets.convert_market1501``
+(``tools/dataset_converters/market1501_to_reid.py``) writes the matching ``meta/test.txt``.
 
 Config::
 
@@ -40,15 +40,16 @@ from visattn_mm.datasets.market1501 import (DISTRACTOR_PID, JUNK_PID,  # noqa: F
                                             parse_reid_name)
 from visattn_mm.registry import METRICS
 
+
 def euclidean_distance(query: np.ndarray, gallery: np.ndarray) -> np.ndarray:
     """Pairwise Euclidean distances.
 
     Args:
-        query: (Q, D) features.
-        gallery: (G, D) features.
+        query (np.ndarray): (Q, D) features.
+        gallery (np.ndarray): (G, D) features.
 
     Returns:
-        (Q, G) float64 distances.
+        np.ndarray: (Q, G) float64 distances.
     """
     q = np.asarray(query, dtype=np.float64)
     g = np.asarray(gallery, dtype=np.float64)
@@ -62,17 +63,19 @@ def evaluate_market1501(distmat: np.ndarray, q_pids: np.ndarray, g_pids: np.ndar
     """mAP and CMC under the standard Market-1501 protocol (see the module doc).
 
     Args:
-        distmat: (Q, G) query-to-gallery distances; smaller is more similar.
-        q_pids, g_pids: (Q,), (G,) identities; -1 = junk, 0 = distractor.
-        q_cams, g_cams: (Q,), (G,) camera ids.
-        topk: Ranks k for CMC.
+        distmat (np.ndarray): (Q, G) query-to-gallery distances; smaller is more similar.
+        q_pids (np.ndarray): (Q,) query identities; -1 = junk, 0 = distractor.
+        g_pids (np.ndarray): (G,) gallery identities; -1 = junk, 0 = distractor.
+        q_cams (np.ndarray): (Q,) query camera ids.
+        g_cams (np.ndarray): (G,) gallery camera ids.
+        topk (Sequence[int]): ranks k for CMC. Defaults to (1, 5, 10).
 
     Returns:
-        ``mAP`` (float), ``cmc`` (dict k -> float), ``num_valid_queries`` (int) and ``ap``
-        ((Q,) float array, NaN for skipped queries).
+        dict: ``mAP`` (float), ``cmc`` (dict k -> float), ``num_valid_queries`` (int) and
+        ``ap`` ((Q,) float array, NaN for skipped queries).
 
     Raises:
-        ValueError: On mismatched shapes, or when no query has a true match left.
+        ValueError: on mismatched shapes, or when no query has a true match left.
     """
     distmat = np.asarray(distmat, dtype=np.float64)
     q_pids, g_pids = np.asarray(q_pids).reshape(-1), np.asarray(g_pids).reshape(-1)
@@ -127,14 +130,16 @@ class Market1501Metric(BaseMetric):
     file name, query/gallery membership from the parent folder (see the module doc).
 
     Args:
-        topk: CMC ranks to report. Defaults to (1, 5, 10).
-        query_folder: Parent-folder name of query images. Defaults to 'query'.
-        gallery_folder: Parent-folder name of gallery images; ``None`` takes every image not
-            in ``query_folder`` as gallery. Defaults to 'bounding_box_test'.
-        feat_norm: L2-normalise the features before the Euclidean distance (then the ranking
-            equals the cosine ranking). Defaults to False: features as given.
-        collect_device: 'cpu' or 'gpu', for gathering results across ranks.
-        prefix: Key prefix. Defaults to 'market1501'.
+        topk (int | Sequence[int]): CMC ranks to report. Defaults to (1, 5, 10).
+        query_folder (str): parent-folder name of query images. Defaults to 'query'.
+        gallery_folder (str, optional): parent-folder name of gallery images; ``None`` takes
+            every image not in ``query_folder`` as gallery. Defaults to 'bounding_box_test'.
+        feat_norm (bool): L2-normalise the features before the Euclidean distance (then the
+            ranking equals the cosine ranking). Defaults to False: features as given.
+        collect_device (str): 'cpu' or 'gpu', for gathering results across ranks.
+            Defaults to 'cpu'.
+        prefix (str, optional): key prefix. Defaults to None: ``default_prefix``,
+            'market1501'.
     """
     default_prefix: Optional[str] = 'market1501'
 
@@ -156,7 +161,17 @@ class Market1501Metric(BaseMetric):
         self.feat_norm = feat_norm
 
     def _side(self, img_path: str) -> bool:
-        """True for a query image, False for a gallery image."""
+        """True for a query image, False for a gallery image.
+
+        Args:
+            img_path (str): the image's path; its parent folder names the side.
+
+        Returns:
+            bool: whether the image is a query.
+
+        Raises:
+            ValueError: the parent folder is neither ``query_folder`` nor ``gallery_folder``.
+        """
         folder = osp.basename(osp.dirname(osp.normpath(img_path)))
         if folder == self.query_folder:
             return True
@@ -171,9 +186,9 @@ class Market1501Metric(BaseMetric):
         """Keep each sample's feature, identity, camera and side.
 
         Args:
-            data_batch: The batch from the dataloader (unused).
-            data_samples: Model outputs (dicts or ``ReIDDataSample``) with ``pred_feature``
-                and ``img_path``.
+            data_batch (Any): the batch from the dataloader (unused).
+            data_samples (Sequence[dict | ReIDDataSample]): model outputs with
+                ``pred_feature`` and ``img_path``.
         """
         for sample in data_samples:
             feature = _field(sample, 'pred_feature')
@@ -193,11 +208,11 @@ class Market1501Metric(BaseMetric):
         """mAP and CMC over all processed samples.
 
         Args:
-            results: The dicts stored by :meth:`process`, gathered from all ranks.
+            results (list[dict]): the dicts stored by :meth:`process`, gathered from all ranks.
 
         Returns:
-            ``{'mAP': ..., 'R1': ..., 'R5': ..., 'R10': ...}`` (the prefix is added by
-            mmengine), fractions in [0, 1].
+            dict[str, float]: ``{'mAP': ..., 'R1': ..., 'R5': ..., 'R10': ...}`` (the prefix
+            is added by mmengine), fractions in [0, 1].
         """
         query = [r for r in results if r['is_query']]
         gallery = [r for r in results if not r['is_query']]
