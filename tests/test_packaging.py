@@ -23,6 +23,8 @@ def test_wheel_carries_mim_extension(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert 'visattn_mm/.mim/configs/pslt_retinanet.py' in names
     assert 'visattn_mm/.mim/tools/convert_official.py' in names
+    assert 'visattn_mm/.mim/tools/dataset_converters/market1501_to_reid.py' in names
+    assert 'visattn_mm/testing/mini_datasets.py' in names
     assert 'visattn_mm/models/backbones/pslt.py' in names
     index = yaml.safe_load(zipfile.ZipFile(wheel).read('visattn_mm/.mim/model-index.yml'))
     for metafile in index['Import']:
