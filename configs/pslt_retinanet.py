@@ -6,25 +6,19 @@
 #   mim train mmdet configs/pslt_retinanet.py
 #   mim test mmdet configs/pslt_retinanet.py --checkpoint work_dirs/pslt_retinanet/epoch_12.pth
 #
-# ImageNet weights: convert the authors' checkpoint once and point `pretrained` at it:
+# ImageNet weights: convert the authors' checkpoint once (its path, and the backbone settings,
+# are in configs/_base_/models/pslt.py):
 #   python tools/convert_official.py pslt PSLT_authors.pth pretrained/pslt-base_in1k.pth
 # (or train them with configs/pslt/pslt-base_8xb128_in1k.py).
 _base_ = [
     'mmdet::_base_/models/retinanet_r50_fpn.py',
     'mmdet::common/ms_3x_coco.py',
+    '_base_/models/pslt.py',
 ]
 custom_imports = dict(imports=['visattn_mm'], allow_failed_imports=False)
 
-pretrained = 'pretrained/pslt-base_in1k.pth'
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='visattn_mm.PSLT',
-        arch='base',
-        out_indices=(0, 1, 2, 3),
-        drop_path_rate=0.2,
-        norm_cfg=dict(type='SyncBN', requires_grad=True),  # BN on one device (mmengine reverts)
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
+    backbone={{_base_.pslt_base_dense}},  # configs/_base_/models/pslt.py
     neck=dict(
         in_channels=[72, 144, 288, 576],
         start_level=1,

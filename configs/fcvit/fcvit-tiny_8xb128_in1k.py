@@ -9,23 +9,15 @@ _base_ = [
     'mmpretrain::_base_/datasets/imagenet_bs128_poolformer_small_224.py',
     'mmpretrain::_base_/schedules/imagenet_bs1024_adamw_swin.py',
     'mmpretrain::_base_/default_runtime.py',
+    '../_base_/models/gap-linear-cls_in1k.py',  # GAP, label smoothing, Mixup/CutMix
+    '../_base_/models/fcvit.py',
 ]
 custom_imports = dict(imports=['visattn_mm'], allow_failed_imports=False)
 
 model = dict(
-    type='ImageClassifier',
     # out_indices=(3,): norm3 is the released head's GroupNorm(1, C), applied before pooling
-    backbone=dict(type='visattn_mm.FCViT', arch='tiny', out_indices=(3,), drop_path_rate=0.1),
-    neck=dict(type='GlobalAveragePooling'),
-    head=dict(
-        type='LinearClsHead',
-        num_classes=1000,
-        in_channels=320,
-        loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1, mode='original'),
-        init_cfg=dict(type='TruncNormal', layer='Linear', std=0.02, bias=0.),
-        cal_acc=False),  # accuracy is meaningless on mixed labels
-    train_cfg=dict(augments=[dict(type='Mixup', alpha=0.8), dict(type='CutMix', alpha=1.0)]),
-)
+    backbone={{_base_.fcvit_tiny}},  # configs/_base_/models/fcvit.py
+    head=dict(in_channels=320))
 
 optim_wrapper = dict(
     optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05, eps=1e-8, betas=(0.9, 0.999)),

@@ -2,8 +2,4 @@
 # Released mIoU: 45.5.
 _base_ = './fpn_fcvit-b12_8xb4-40k_ade20k-512x512.py'
 
-pretrained = 'pretrained/fcvit-b24_in1k.pth'
-model = dict(
-    backbone=dict(
-        arch='b24',
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.')))
+model = dict(backbone={{_base_.fcvit_b24_dense}})  # configs/_base_/models/fcvit.py

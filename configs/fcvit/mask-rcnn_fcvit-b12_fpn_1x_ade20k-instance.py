@@ -6,18 +6,12 @@ _base_ = [
     '../_base_/datasets/ade20k_instance.py',
     'mmdet::_base_/schedules/schedule_1x.py',
     'mmdet::_base_/default_runtime.py',
+    '../_base_/models/fcvit.py',
 ]
 custom_imports = dict(imports=['visattn_mm'], allow_failed_imports=False)
 
-pretrained = 'pretrained/fcvit-b12_in1k.pth'  # tools/convert_official.py fcvit ...
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='visattn_mm.FCViT',
-        arch='b12',
-        out_indices=(0, 1, 2, 3),
-        layer_scale_init_value=1e-6,
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
+    backbone={{_base_.fcvit_b12_dense}},  # configs/_base_/models/fcvit.py
     neck=dict(in_channels=[64, 128, 320, 512]),
     roi_head=dict(bbox_head=dict(num_classes=100), mask_head=dict(num_classes=100)))
 

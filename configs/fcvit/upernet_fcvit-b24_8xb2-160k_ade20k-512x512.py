@@ -7,22 +7,15 @@ _base_ = [
     'mmseg::_base_/datasets/ade20k.py',
     'mmseg::_base_/default_runtime.py',
     'mmseg::_base_/schedules/schedule_160k.py',
+    '../_base_/models/fcvit.py',
 ]
 custom_imports = dict(imports=['visattn_mm'], allow_failed_imports=False)
 
 crop_size = (512, 512)
-pretrained = 'pretrained/fcvit-b24_in1k.pth'  # tools/convert_official.py fcvit ...
 model = dict(
     data_preprocessor=dict(size=crop_size),
     pretrained=None,
-    backbone=dict(
-        _delete_=True,
-        type='visattn_mm.FCViT',
-        arch='b24',
-        out_indices=(0, 1, 2, 3),
-        drop_path_rate=0.1,
-        layer_scale_init_value=1e-6,
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
+    backbone={{_base_.fcvit_b24_seg}},  # configs/_base_/models/fcvit.py
     decode_head=dict(in_channels=[64, 128, 320, 512], num_classes=150),
     auxiliary_head=dict(in_channels=320, num_classes=150))
 

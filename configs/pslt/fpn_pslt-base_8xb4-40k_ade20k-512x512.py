@@ -3,16 +3,8 @@
 # 9M-parameter mobile-class backbone and Semantic FPN is the light head its peers report on
 # ADE20K (PVT, PoolFormer, FCViT); the 40k x batch-32 AdamW 2e-4 schedule is theirs too
 # (equal in images seen to PVT's 80k x 16), which keeps the numbers comparable with FCViT here.
-_base_ = '../_base_/sem-fpn_ade20k-512x512_40k.py'
+_base_ = ['../_base_/models/sem-fpn_ade20k-512x512_40k.py', '../_base_/models/pslt.py']
 
-pretrained = 'pretrained/pslt-base_in1k.pth'  # tools/convert_official.py pslt ...
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='visattn_mm.PSLT',
-        arch='base',
-        out_indices=(0, 1, 2, 3),
-        drop_path_rate=0.2,
-        norm_cfg=dict(type='SyncBN', requires_grad=True),
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
+    backbone={{_base_.pslt_base_dense}},  # configs/_base_/models/pslt.py
     neck=dict(in_channels=[72, 144, 288, 576]))

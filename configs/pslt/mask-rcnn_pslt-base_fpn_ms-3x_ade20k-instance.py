@@ -6,19 +6,12 @@ _base_ = [
     'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
     '../_base_/datasets/ade20k_instance.py',
     'mmdet::_base_/default_runtime.py',
+    '../_base_/models/pslt.py',
 ]
 custom_imports = dict(imports=['visattn_mm'], allow_failed_imports=False)
 
-pretrained = 'pretrained/pslt-base_in1k.pth'  # tools/convert_official.py pslt ...
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='visattn_mm.PSLT',
-        arch='base',
-        out_indices=(0, 1, 2, 3),
-        drop_path_rate=0.2,
-        norm_cfg=dict(type='SyncBN', requires_grad=True),
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
+    backbone={{_base_.pslt_base_dense}},  # configs/_base_/models/pslt.py
     neck=dict(in_channels=[72, 144, 288, 576]),
     roi_head=dict(bbox_head=dict(num_classes=100), mask_head=dict(num_classes=100)))
 

@@ -4,31 +4,15 @@ _base_ = [
     'mmpretrain::_base_/datasets/imagenet_bs64_swin_224.py',  # RandAug m9 mstd0.5, erase 0.25,
     'mmpretrain::_base_/schedules/imagenet_bs1024_adamw_swin.py',  # bicubic, 256 -> crop 224
     'mmpretrain::_base_/default_runtime.py',
+    '../_base_/models/gap-linear-cls_in1k.py',  # GAP, label smoothing, Mixup/CutMix
+    '../_base_/models/pslt.py',
 ]
 custom_imports = dict(imports=['visattn_mm'], allow_failed_imports=False)
 
-# model settings
+# model settings: the released head's LayerNorm(16 C0) on the tokens, then pooling and Linear
 model = dict(
-    type='ImageClassifier',
-    backbone=dict(
-        type='visattn_mm.PSLT',
-        arch='base',
-        out_indices=(3, ),
-        drop_path_rate=0.2,
-        final_norm=True),  # the released head: LayerNorm(16 C0) on the tokens, then pooling
-    neck=dict(type='GlobalAveragePooling'),
-    head=dict(
-        type='LinearClsHead',
-        num_classes=1000,
-        in_channels=576,
-        init_cfg=dict(type='TruncNormal', layer='Linear', std=.02, bias=0.),
-        loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1, mode='original'),
-        cal_acc=False),
-    train_cfg=dict(augments=[
-        dict(type='Mixup', alpha=0.8),
-        dict(type='CutMix', alpha=1.0),
-    ]),
-)
+    backbone={{_base_.pslt_base}},  # configs/_base_/models/pslt.py
+    head=dict(in_channels=576))
 
 # data settings: 128 per GPU, repeated augmentation (3 repeats) as released
 train_dataloader = dict(
