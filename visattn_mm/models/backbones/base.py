@@ -16,9 +16,10 @@ a classification checkpoint cannot have), or ``init_weights`` raises ``ValueErro
 does not fit and what to do.
 """
 import re
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
+import torch.utils.checkpoint as cp
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from mmengine.runner.checkpoint import _load_checkpoint
@@ -26,6 +27,23 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from visattn_mm.converters import detect_family, unwrap_state_dict
+
+
+def maybe_checkpoint(with_cp: bool, fn: Callable, *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)``, through (non-reentrant) gradient checkpointing when ``with_cp``
+    and the first argument needs a gradient: the block is recomputed in backward instead of
+    keeping its activations. Every family's ``with_cp`` goes through here.
+
+    Args:
+        with_cp (bool): the backbone's ``with_cp``.
+        fn (callable): the block (or a function of it); must give the same result when rerun
+            with the same arguments.
+        *args: its inputs, the first a tensor.
+        **kwargs: keyword inputs.
+    """
+    if with_cp and torch.is_grad_enabled() and args[0].requires_grad:
+        return cp.checkpoint(fn, *args, use_reentrant=False, **kwargs)
+    return fn(*args, **kwargs)
 
 
 def _split_init_cfg(init_cfg) -> Tuple[Optional[dict], list]:

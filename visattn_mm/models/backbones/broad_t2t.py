@@ -30,14 +30,13 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
-import torch.utils.checkpoint as cp
 from mmpretrain.models.backbones import T2T_ViT
 from mmpretrain.models.utils import MultiheadAttention, resize_pos_embed
 from torch import nn
 
 from visattn_mm.registry import MODELS
 from ..layers import QKV, broad_attention, use_fused_attn
-from .base import BaseBackbone
+from .base import BaseBackbone, maybe_checkpoint
 
 
 def fix_attention_scale(module: nn.Module, qk_scale: Optional[float] = None) -> None:
@@ -196,10 +195,7 @@ class BroadT2TViT(T2T_ViT, BaseBackbone):
         kept: List[QKV] = []
         outs = []
         for i, layer in enumerate(self.encoder):
-            if self.with_cp and x.requires_grad:
-                x, qkv = cp.checkpoint(layer_forward, layer, x, use_reentrant=False)
-            else:
-                x, qkv = layer_forward(layer, x)
+            x, qkv = maybe_checkpoint(self.with_cp, partial(layer_forward, layer), x)
             kept.append(qkv)
             if i == self.num_layers - 1:
                 x = self.norm(self._broad(x, kept))  # norm: Identity without final_norm

@@ -49,11 +49,11 @@ Differences from mmpretrain's ``SwinTransformer`` (constructor arguments are the
   (see :class:`~visattn_mm.models.backbones.base.BaseBackbone`).
 """
 from copy import deepcopy
+from functools import partial
 from typing import Any, Final, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
-import torch.utils.checkpoint as cp
 from mmcv.cnn import build_norm_layer
 from mmpretrain.models.backbones import SwinTransformer
 from mmpretrain.models.utils import WindowMSA as MMPWindowMSA
@@ -63,7 +63,7 @@ from torch import nn
 from visattn_mm.registry import MODELS
 from ..layers import (broad_attention, dense_value_mix, scaled_dot_product, shift_window_mask,
                       use_fused_attn, window_partition, window_reverse)
-from .base import BaseBackbone
+from .base import BaseBackbone, maybe_checkpoint
 
 
 class CrossLayerWindowMSA(MMPWindowMSA):
@@ -349,11 +349,8 @@ class CrossLayerSwin(SwinTransformer, BaseBackbone):
         kept: List[Any] = []
         for block in stage.blocks:
             earlier = tuple(kept)  # a snapshot: a checkpoint recomputes with the same arguments
-            if self.with_cp and x.requires_grad:
-                x, mine = cp.checkpoint(self._block_forward, block, x, hw, earlier,
-                                        use_reentrant=False)
-            else:
-                x, mine = self._block_forward(block, x, hw, earlier)
+            x, mine = maybe_checkpoint(self.with_cp, partial(self._block_forward, block), x,
+                                       hw, earlier)
             if mine is not None:
                 kept.append(mine)
         return self._merge(stage, x, hw, kept)

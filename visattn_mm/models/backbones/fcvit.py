@@ -19,12 +19,11 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-import torch.utils.checkpoint as cp
 from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks import DropPath
 
 from visattn_mm.registry import MODELS
-from .base import BaseBackbone
+from .base import BaseBackbone, maybe_checkpoint
 
 
 class GlobalContext(nn.Module):
@@ -337,11 +336,11 @@ class FCViT(BaseBackbone):
 
     # ---------------------------------------------------------------- forward
     def _run_stage(self, stage: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
-        if self.with_cp and x.requires_grad:
-            for block in stage:
-                x = cp.checkpoint(block, x, use_reentrant=False)
-            return x
-        return stage(x)
+        if not self.with_cp:
+            return stage(x)  # (the stage's own forward: its hooks run)
+        for block in stage:
+            x = maybe_checkpoint(self.with_cp, block, x)
+        return x
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """

@@ -26,13 +26,12 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
-import torch.utils.checkpoint as cp
 from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks import DropPath
 from torch import nn
 
 from visattn_mm.registry import MODELS
-from .base import BaseBackbone
+from .base import BaseBackbone, maybe_checkpoint
 from ..layers import ExternalValueWindowMSA, ShiftWindowMSA, WindowMSA
 
 NUM_BRANCHES = 3
@@ -300,10 +299,7 @@ class PSLTStage(nn.Module):
         if self.channels_last:
             x = x.permute(0, 2, 3, 1)  # (B, H, W, C)
         for block in self.blocks:
-            if self.with_cp and x.requires_grad:
-                x = cp.checkpoint(block, x, use_reentrant=False)
-            else:
-                x = block(x)
+            x = maybe_checkpoint(self.with_cp, block, x)
         if self.channels_last:
             x = x.permute(0, 3, 1, 2).contiguous()  # (B, C, H, W)
         return x

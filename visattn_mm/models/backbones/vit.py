@@ -18,7 +18,6 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Type, Union
 
 import torch
 import torch.nn.functional as F
-import torch.utils.checkpoint as cp
 from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks import DropPath
 from mmcv.cnn.bricks.transformer import FFN
@@ -28,7 +27,7 @@ from mmpretrain.models.utils import resize_pos_embed
 from torch import nn
 
 from ..layers import QKV, MultiheadAttention
-from .base import BaseBackbone
+from .base import BaseBackbone, maybe_checkpoint
 
 
 class TransformerBlock(nn.Module):
@@ -310,10 +309,7 @@ class CrossLayerViT(BaseBackbone):
         outs = []
         for i, layer in enumerate(self.layers):
             inputs = self._layer_inputs(i, memory)
-            if self.with_cp and self.training and x.requires_grad:
-                x, qkv = cp.checkpoint(layer, x, use_reentrant=False, **inputs)
-            else:
-                x, qkv = layer(x, **inputs)
+            x, qkv = maybe_checkpoint(self.with_cp and self.training, layer, x, **inputs)
             kept = self._remember(i, qkv)
             if kept is not None:
                 memory.append(kept)
