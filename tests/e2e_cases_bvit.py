@@ -2,12 +2,7 @@
 ``CASES`` (same tuple layout: config, toolbox, mini set, iterations or epochs, mini_config
 overrides, metrics). One per task; every name starts with ``bvit-`` so ``-k bvit`` selects them
 all. The BroadSwin cases need ``visattn_mm.BroadSwinTransformer``."""
-# the metric keys as tests/test_e2e.py names them (not imported: that module imports this one)
-DET = ('coco/bbox_mAP', 'coco/bbox_mAP_50')
-SEGM = DET + ('coco/segm_mAP', 'coco/segm_mAP_50')
-SEM = ('aAcc', 'mIoU')
-REID = ('market1501/mAP', 'market1501/R1', 'market1501/R5', 'market1501/R10')
-CLS = ('accuracy/top1', )
+from e2e_metrics import CLS, DET, REID, SEM, SEGM
 
 CASES = {
     # BViT-tiny classifier (cls token + linear head)

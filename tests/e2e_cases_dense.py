@@ -1,11 +1,7 @@
 """End-to-end cases of the Dense attention family, merged into tests/test_e2e.py's ``CASES``
 (same tuple layout: config, toolbox, mini set, iterations or epochs, mini_config overrides,
 metrics). One per task; the DenseSwin cases need ``visattn_mm.DenseSwinTransformer``."""
-# the metric keys as tests/test_e2e.py names them (not imported: that module imports this one)
-SEGM = ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/segm_mAP', 'coco/segm_mAP_50')
-SEM = ('aAcc', 'mIoU')
-REID = ('market1501/mAP', 'market1501/R1', 'market1501/R5', 'market1501/R10')
-CLS = ('accuracy/top1', )
+from e2e_metrics import CLS, REID, SEM, SEGM
 
 CASES = {
     'dense-cls-imagenet': ('configs/dense/dense-deit-tiny_4xb256_in1k.py', 'mmpretrain',

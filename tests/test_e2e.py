@@ -5,13 +5,13 @@ Marked ``e2e`` (deselect with ``-m "not e2e"``). Each case runs two real process
 would; the configs are the shipped ones, shortened by visattn_mm.testing.mini_config.
 """
 import math
-import os
 import os.path as osp
 import re
 import subprocess
 import sys
 
 import pytest
+from e2e_metrics import CLS, DET, REID, SEM, SEGM
 
 from visattn_mm.datasets.market1501 import convert_market1501
 from visattn_mm.testing import mini_datasets
@@ -28,12 +28,6 @@ MINI_SETS = {
     'imagenet': (mini_datasets.make_imagenet, dict(num_train=4, num_val=2)),
     'market1501': (mini_datasets.make_market1501, dict(num_train_ids=6, num_test_ids=4)),
 }
-
-DET = ('coco/bbox_mAP', 'coco/bbox_mAP_50')
-SEGM = DET + ('coco/segm_mAP', 'coco/segm_mAP_50')
-SEM = ('aAcc', 'mIoU')
-REID = ('market1501/mAP', 'market1501/R1', 'market1501/R5', 'market1501/R10')
-CLS = ('accuracy/top1', )
 
 # (config, toolbox, mini set, iterations or epochs, mini_config overrides, metrics)
 CASES = {
