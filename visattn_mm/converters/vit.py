@@ -57,13 +57,14 @@ def _target(key: str) -> str:
 def convert_vit(state_dict: Mapping) -> 'OrderedDict[str, torch.Tensor]':
     """Released lucidrains-style ViT keys -> an mmpretrain classifier with a
     :class:`CrossLayerViT` backbone."""
+    state_dict = {strip_wrapper(k): v for k, v in state_dict.items()}
+    # image channels: the released BViT stem conv's input, else RGB
+    channels = state_dict['conv.weight'].shape[1] if 'conv.weight' in state_dict else 3
     out = OrderedDict()
     for key, value in state_dict.items():
-        key = strip_wrapper(key)
         new = _target(key)
         if key == 'to_patch_embedding.1.weight':
             # Linear over patches flattened as (p1, p2, c) -> conv weight (C, c, p1, p2)
-            channels = state_dict.get('conv.weight', torch.empty(0, 3)).shape[1] or 3
             p = int(round((value.shape[1] / channels) ** 0.5))
             value = value.view(value.shape[0], p, p, channels).permute(0, 3, 1, 2).contiguous()
         out[new] = value

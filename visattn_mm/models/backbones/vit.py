@@ -27,7 +27,7 @@ from mmpretrain.models.utils import resize_pos_embed
 from torch import nn
 
 from ..layers import QKV, MultiheadAttention
-from .base import BaseBackbone, maybe_checkpoint
+from .base import BaseBackbone, _split_init_cfg, maybe_checkpoint
 
 
 class TransformerBlock(nn.Module):
@@ -190,14 +190,10 @@ class CrossLayerViT(BaseBackbone):
     def init_weights(self) -> None:
         first = not self._is_init
         super().init_weights()
-        if not first or self._loaded_pretrained():
-            return
+        if not first or _split_init_cfg(self.init_cfg)[0] is not None:
+            return  # already initialised, or loaded from a Pretrained checkpoint
         trunc_normal_(self.pos_embed, std=.02)
         trunc_normal_(self.cls_token, std=.02)
-
-    def _loaded_pretrained(self) -> bool:
-        cfgs = self.init_cfg if isinstance(self.init_cfg, list) else [self.init_cfg]
-        return any(c and c.get('type') == 'Pretrained' for c in cfgs)
 
     def _resize_pos_embed_hook(self, state_dict, prefix, *args, **kwargs) -> None:
         """Resize a checkpoint's position table made for another grid (fine-tuning at another
