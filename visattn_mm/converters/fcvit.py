@@ -23,6 +23,8 @@ from typing import Mapping
 
 import torch
 
+from .layout import convert_layout
+
 _SIGNATURE = re.compile(r'^(backbone\.)?network\.0\.0\.token_mixer\.gc1\.rescale_weight$')
 _NETWORK = re.compile(r'^network\.(\d+)\.(.*)$')
 _MIXER = [  # (pattern inside a block, replacement)
@@ -76,37 +78,16 @@ def _backbone_key(key: str) -> str:
     match = re.match(r'^norm([0246])\.(.*)$', key)  # det/seg: one norm per network position
     if match:
         return f'norm{int(match.group(1)) // 2}.{match.group(2)}'
+    if key.startswith('norm.'):  # classification: the head's GroupNorm is our last output norm
+        return 'norm3.' + key[len('norm.'):]
     raise ValueError(f'unexpected FCViT backbone key: {key!r}')
 
 
 def convert(state_dict: Mapping) -> 'OrderedDict[str, torch.Tensor]':
-    """Convert an authors' FCViT state dict (classification or det/seg).
-
-    Args:
-        state_dict (Mapping): the authors' state dict (without a ``state_dict`` wrapper).
-
-    Returns:
-        OrderedDict[str, Tensor]: the same tensors under this package's keys (see the module
-        doc).
+    """Convert an authors' FCViT state dict (classification or det/seg; see the module doc).
 
     Raises:
         ValueError: the keys are not the authors' FCViT layout.
     """
-    if not looks_like(state_dict):
-        raise ValueError('not an authors\' FCViT checkpoint: no key like '
-                         '"[backbone.]network.0.0.token_mixer.gc1.rescale_weight" '
-                         f'(first keys: {", ".join(list(state_dict)[:5])})')
-    detection = any(key.startswith('backbone.') for key in state_dict)
-    converted = OrderedDict()
-    for key, value in state_dict.items():
-        if detection:
-            new = ('backbone.' + _backbone_key(key[len('backbone.'):])
-                   if key.startswith('backbone.') else key)
-        elif key.startswith('norm.'):  # the head's GroupNorm is our last output norm
-            new = 'backbone.norm3.' + key[len('norm.'):]
-        elif key.startswith('head.'):
-            new = 'head.fc.' + key[len('head.'):]
-        else:
-            new = 'backbone.' + _backbone_key(key)
-        converted[new] = value
-    return converted
+    return convert_layout(state_dict, 'FCViT', looks_like, _backbone_key,
+                          hint='[backbone.]network.0.0.token_mixer.gc1.rescale_weight')

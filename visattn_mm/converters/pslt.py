@@ -38,6 +38,8 @@ from typing import Dict, Mapping
 
 import torch
 
+from .layout import convert_layout
+
 _SIGNATURE = re.compile(r'^(backbone\.)?layers\.\d+\.blocks\.\d+\.blocks\.[12]\.attn\.kv\.weight$')
 _DROPPED = re.compile(r'(^|\.)(relative_position_index|attn_mask|total_ops|total_params)$')
 # index inside the released conv Sequentials (conv, GELU, BN, conv, GELU, BN, conv, [GELU,] BN)
@@ -131,35 +133,17 @@ def _branch_key(rest: str) -> str:
 
 
 def convert(state_dict: Mapping) -> 'OrderedDict[str, torch.Tensor]':
-    """Convert an authors' PSLT state dict (classification or mmdet-2.x detector).
-
-    Args:
-        state_dict (Mapping): the authors' state dict (without a ``state_dict`` wrapper).
-
-    Returns:
-        OrderedDict[str, Tensor]: the same tensors under this package's keys (see the module
-        doc); static buffers and thop counters dropped.
+    """Convert an authors' PSLT state dict (classification or mmdet-2.x detector; see the module
+    doc); static buffers and thop counters dropped.
 
     Raises:
         ValueError: the keys are not the authors' PSLT layout.
     """
-    if not looks_like(state_dict):
-        raise ValueError('not an authors\' PSLT checkpoint: no ladder-branch key such as '
-                         '"layers.0.blocks.0.blocks.1.attn.kv.weight"')
-    detector = any(key.startswith('backbone.') for key in state_dict)
-    prefix = 'backbone.' if detector else ''
-    mv2_places = _mv2_places(state_dict, prefix)
-    converted: 'OrderedDict[str, torch.Tensor]' = OrderedDict()
-    for key, value in state_dict.items():
-        if _DROPPED.search(key):
-            continue
-        if detector and not key.startswith(prefix):
-            converted[key] = value  # neck, heads: the same modules in mmdet 3.x
-        elif not detector and key.startswith('head.'):
-            converted['head.fc.' + key[len('head.'):]] = value
-        else:
-            converted['backbone.' + _backbone_key(key[len(prefix):], mv2_places)] = value
-    return converted
+    prefix = 'backbone.' if any(key.startswith('backbone.') for key in state_dict) else ''
+    mv2_places = _mv2_places(state_dict, prefix) if looks_like(state_dict) else {}
+    return convert_layout(state_dict, 'PSLT', looks_like,
+                          lambda key: _backbone_key(key, mv2_places),
+                          hint='layers.0.blocks.0.blocks.1.attn.kv.weight', drop=_DROPPED)
 
 
 __all__ = ['convert', 'looks_like']
