@@ -7,6 +7,7 @@ _base_ = [
     'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
     '../_base_/datasets/ade20k_instance.py',
     'mmdet::_base_/default_runtime.py',
+    '../_base_/schedules/swin-adamw_3x_ade20k-instance.py',
     '../_base_/models/bvit.py',
 ]
 custom_imports = dict(imports=['visattn_mm'], allow_failed_imports=False)
@@ -15,23 +16,3 @@ model = dict(
     backbone={{_base_.broadswin_tiny_dense}},  # configs/_base_/models/bvit.py
     neck=dict(in_channels=[96, 192, 384, 768]),
     roi_head=dict(bbox_head=dict(num_classes=100), mask_head=dict(num_classes=100)))
-
-max_epochs = 36
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=4)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
-    paramwise_cfg=dict(
-        custom_keys={
-            'absolute_pos_embed': dict(decay_mult=0.),
-            'relative_position_bias_table': dict(decay_mult=0.),
-            'norm': dict(decay_mult=0.)
-        }))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=1000),
-    dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, milestones=[27, 33],
-         gamma=0.1),
-]
-auto_scale_lr = dict(enable=False, base_batch_size=16)

@@ -5,7 +5,7 @@
 _base_ = [
     'mmdet::_base_/models/retinanet_r50_fpn.py',
     'mmdet::_base_/datasets/coco_detection.py',
-    'mmdet::_base_/schedules/schedule_1x.py',
+    '../_base_/schedules/vit-adamw_1x_coco.py',
     'mmdet::_base_/default_runtime.py',
     '../_base_/models/bvit.py',
 ]
@@ -13,28 +13,4 @@ custom_imports = dict(imports=['visattn_mm'], allow_failed_imports=False)
 
 model = dict(
     backbone={{_base_.bvit_small_dense}},  # configs/_base_/models/bvit.py
-    neck=dict(
-        _delete_=True,
-        type='visattn_mm.SimpleFeaturePyramid',
-        backbone_channel=384,
-        in_channels=[96, 192, 384, 384],
-        out_channels=256,
-        start_level=1,  # strides 8, 16, 32 ...
-        num_outs=5))  # ... 64, 128
-
-optim_wrapper = dict(
-    _delete_=True,
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
-    paramwise_cfg=dict(
-        norm_decay_mult=0.0,
-        bias_decay_mult=0.0,
-        custom_keys={
-            'pos_embed': dict(decay_mult=0.0),
-            'cls_token': dict(decay_mult=0.0)
-        }))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=1000),
-    dict(type='MultiStepLR', begin=0, end=12, by_epoch=True, milestones=[8, 11], gamma=0.1),
-]
-auto_scale_lr = dict(enable=False, base_batch_size=16)
+    neck=dict(_base_.bvit_small_sfp, start_level=1))  # strides 8, 16, 32 + 64, 128

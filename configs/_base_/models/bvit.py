@@ -40,6 +40,16 @@ bvit_small_finetune = dict(
     drop_path_rate=0.1,
     init_cfg=dict(type='Pretrained', checkpoint=bvit_small_in1k, prefix='backbone.'))
 
+# mmdet: visattn_mm.SimpleFeaturePyramid (ViTDet-style) makes strides 4, 8, 16, 32 (ViTDet's
+# channels C/4, C/2, C, C) and a max-pooled stride 64 for the RPN from BViT-small's stride-16 map
+bvit_small_sfp = dict(
+    _delete_=True,
+    type='visattn_mm.SimpleFeaturePyramid',
+    backbone_channel=384,
+    in_channels=[96, 192, 384, 384],
+    out_channels=256,
+    num_outs=5)
+
 # ---- broad attention on Swin-T (mmpretrain SwinTransformer's arguments + broad_weight)
 broadswin_tiny = dict(
     _delete_=True,

@@ -39,3 +39,15 @@ dense_swin_tiny = dict(
     window_size=7,
     drop_path_rate=0.2)
 dense_swin_small = dict(dense_swin_tiny, arch='small', drop_path_rate=0.3)
+
+# dense prediction: all four stages (mmdet's / mmseg's Swin-T settings), from the ImageNet
+# weights; `_delete_` replaces the toolbox config's own backbone (a Swin or a ResNet)
+dense_swin_tiny_dense = dict(
+    dense_swin_tiny,
+    _delete_=True,
+    out_indices=(0, 1, 2, 3),
+    init_cfg=dict(type='Pretrained', checkpoint=dense_swin_tiny_in1k, prefix='backbone.'))
+# RetinaNet starts at stride 8: stages 1-3 only, so no output norm is left without gradient
+dense_swin_tiny_dense_s8 = dict(dense_swin_tiny_dense, out_indices=(1, 2, 3))
+# semantic segmentation: mmseg's Swin-T UperNet uses drop path 0.3
+dense_swin_tiny_seg = dict(dense_swin_tiny_dense, drop_path_rate=0.3)
