@@ -26,4 +26,11 @@ CASES = {
     'bvit-broadswin-maskrcnn-ade20k': (
         'configs/bvit/mask-rcnn_broadswin-tiny_fpn_ms-3x_ade20k-instance.py', 'mmdet', 'ade20k',
         1, dict(scale=(160, 128), batch_size=4), SEGM),
+    # BViT-small -> SimpleFeaturePyramid from stride 8 (strides 8-128) -> RetinaNet
+    'bvit-retinanet-coco': ('configs/bvit/retinanet_bvit-small_sfp_1x_coco.py', 'mmdet', 'coco',
+                            1, dict(scale=(160, 128), batch_size=4), DET),
+    # T2T-ViT-14 + broad attention classifier (position table resized to the 96x96 crop)
+    'bvit-broadt2t-cls-imagenet': ('configs/bvit/broadt2t-vit-t-14_8xb64_in1k.py', 'mmpretrain',
+                                   'imagenet', 1,
+                                   dict(scale=(128, 110), crop=(96, 96), batch_size=10), CLS),
 }

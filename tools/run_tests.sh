@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the test suite: sets up (or checks) the environment first, then pytest.
-#   bash tools/test.sh                 # everything, end-to-end runs included
-#   bash tools/test.sh -m "not e2e"    # the fast unit suite only (extra args go to pytest)
+#   bash tools/run_tests.sh                 # everything, end-to-end runs included
+#   bash tools/run_tests.sh -m "not e2e"    # the fast unit suite only (extra args go to pytest)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${VISATTN_MM_VENV:-$HOME/.cache/visattn_mm/venv}"
