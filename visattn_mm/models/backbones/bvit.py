@@ -9,8 +9,9 @@ After the last of L layers, a parameter-free attention joins every layer's per-h
     Out_broad = BPool(A [v_1 .. v_L])                       (head, layer, d) channels -> C
     z         = Out_deep + 0.4 * Out_broad                  on all tokens
 
-computed as one fused attention over the joined q, k, v (:func:`broad_attention`); no per-layer
-map is stored. The classifier is LayerNorm + Linear on the cls token (``ln1`` + an mmpretrain
+computed as one fused attention over the joined q, k, v (:func:`joined_broad_attention`; the
+layers write their q, k, v into one :class:`QKVBank` buffer as they go); no per-layer map is
+stored. The classifier is LayerNorm + Linear on the cls token (``ln1`` + an mmpretrain
 ``LinearClsHead``).
 """
 from typing import Any, List
@@ -18,7 +19,7 @@ from typing import Any, List
 import torch
 
 from visattn_mm.registry import MODELS
-from ..layers import QKV, broad_attention
+from ..layers import QKV, QKVBank, joined_broad_attention
 from .vit import CrossLayerViT
 
 
@@ -47,11 +48,13 @@ class BViT(CrossLayerViT):
         super().__init__(arch, **kwargs)
         self.broad_weight = broad_weight
 
-    def _remember(self, index: int, qkv: QKV) -> QKV:
-        return qkv
+    def _remember(self, index: int, qkv: QKV, memory: List[Any]) -> None:
+        if not memory:  # every layer's q, k, v go into one buffer (no torch.cat at the end)
+            memory.append(QKVBank(self.num_layers))
+        memory[0].add(qkv)
 
     def _merge(self, x: torch.Tensor, memory: List[Any]) -> torch.Tensor:
-        qs, ks, vs = zip(*memory)
-        broad = broad_attention(qs, ks, vs, self.head_dims ** -0.5, self.embed_dims,
-                                fused=self.layers[0].attn.fused_attn)  # (B, N, C)
+        q, k, v = memory[0].joined()  # (B, H, N, L*d) each
+        broad = joined_broad_attention(q, k, v, self.head_dims ** -0.5, self.embed_dims,
+                                       fused=self.layers[0].attn.fused_attn)  # (B, N, C)
         return x + self.broad_weight * broad
