@@ -61,3 +61,78 @@ def test_crafted_getattr_is_refused():
     with pytest.raises(pickle.UnpicklingError, match='only the HistoryBuffer statistics'):
         from torch._weights_only_unpickler import Unpickler
         Unpickler(io.BytesIO(payload)).load()
+
+
+# ---- damaged files: check_checkpoint_file names the file and says what is wrong
+
+def _saved(tmp_path, name='ck.pth', **kwargs):
+    path = tmp_path / name
+    torch.save({'state_dict': {'w': torch.randn(128, 64)}, 'meta': {'iter': 2}}, str(path),
+               **kwargs)
+    return path
+
+
+def test_intact_checkpoints_pass(tmp_path):
+    from visattn_mm.utils.checkpoint import check_checkpoint_file
+    check_checkpoint_file(str(_saved(tmp_path)))
+    # legacy (non-zip) format: no checksums to check, left to torch.load
+    check_checkpoint_file(str(_saved(tmp_path, 'legacy.pth', _use_new_zipfile_serialization=False)))
+    # saved without CRC-32s (torch writes 0s): nothing to check them against
+    torch.serialization.set_crc32_options(False)
+    try:
+        path = _saved(tmp_path, 'nocrc.pth')
+    finally:
+        torch.serialization.set_crc32_options(True)
+    check_checkpoint_file(str(path))
+
+
+@pytest.mark.parametrize('keep', [0.5, 0.99, -1])
+def test_truncated_checkpoint_is_named(tmp_path, keep):
+    from visattn_mm.utils.checkpoint import CorruptCheckpointError, check_checkpoint_file
+    data = _saved(tmp_path).read_bytes()
+    bad = tmp_path / 'bad.pth'
+    bad.write_bytes(data[:len(data) - 1] if keep == -1 else data[:int(len(data) * keep)])
+    with pytest.raises(CorruptCheckpointError,
+                       match=f'checkpoint {bad} is truncated or corrupt.*resume elsewhere'):
+        check_checkpoint_file(str(bad), hint='resume elsewhere')
+    # what torch says instead: `PytorchStreamReader failed reading zip archive` or a bare
+    # `OSError: [Errno 22] Invalid argument`
+    with pytest.raises((RuntimeError, OSError)):
+        torch.load(str(bad), weights_only=True)
+
+
+def test_changed_tensor_bytes_are_caught(tmp_path):
+    from visattn_mm.utils.checkpoint import CorruptCheckpointError, check_checkpoint_file
+    good = _saved(tmp_path)
+    data = bytearray(good.read_bytes())
+    data[-3000:-2900] = bytes(100)
+    bad = tmp_path / 'bad.pth'
+    bad.write_bytes(bytes(data))
+    # torch loads it, with other numbers
+    loaded = torch.load(str(bad), weights_only=True)['state_dict']['w']
+    assert not torch.equal(loaded, torch.load(str(good), weights_only=True)['state_dict']['w'])
+    with pytest.raises(CorruptCheckpointError, match=f'checkpoint {bad} is corrupt: .*CRC'):
+        check_checkpoint_file(str(bad))
+
+
+def test_empty_missing_and_foreign_files(tmp_path):
+    from visattn_mm.utils.checkpoint import CorruptCheckpointError, check_checkpoint_file
+    empty = tmp_path / 'empty.pth'
+    empty.write_bytes(b'')
+    with pytest.raises(CorruptCheckpointError, match=f'checkpoint {empty} is empty'):
+        check_checkpoint_file(str(empty))
+    text = tmp_path / 'notes.pth'
+    text.write_text('not a checkpoint')
+    with pytest.raises(CorruptCheckpointError, match='not a torch checkpoint'):
+        check_checkpoint_file(str(text))
+    with pytest.raises(FileNotFoundError, match='missing.pth'):
+        check_checkpoint_file(str(tmp_path / 'missing.pth'))
+
+
+def test_authors_loader_raises_the_same_error_type(tmp_path):
+    from visattn_mm.utils.checkpoint import CorruptCheckpointError, load_authors_checkpoint
+    data = _saved(tmp_path).read_bytes()
+    bad = tmp_path / 'bad.pth'
+    bad.write_bytes(data[:len(data) // 2])
+    with pytest.raises(CorruptCheckpointError, match='truncated or corrupt'):
+        load_authors_checkpoint(str(bad))

@@ -10,7 +10,9 @@ the real ``builtins.getattr`` would let a crafted file reach any attribute of an
 (e.g. ``ndarray.tofile``), so the name ``builtins.getattr`` is mapped to a getattr that only
 returns HistoryBuffer's registered statistics methods.
 """
+import os.path as osp
 import pickle
+import zipfile
 
 import torch
 
@@ -69,6 +71,74 @@ def authors_checkpoint_globals() -> list:
     return [argparse.Namespace, _reconstruct, scalar, np.ndarray, np.dtype, *dtype_classes]
 
 
+class CorruptCheckpointError(ValueError):
+    """A checkpoint file that cannot be read whole: truncated (an interrupted save, a partial
+    copy), corrupt (changed bytes) or not a torch checkpoint at all. The message names the file."""
+
+
+# a torch zip archive starts with a local file header, the legacy (pre-1.6) format with a pickle
+# protocol opcode
+_ZIP_MAGIC = b'PK\x03\x04'
+_PICKLE_PROTO = b'\x80'
+
+
+def check_checkpoint_file(path: str, hint: str = '') -> None:
+    """Make sure ``path`` is a complete, intact torch checkpoint before anything loads it.
+
+    torch's own errors for a damaged file are ``PytorchStreamReader failed reading zip
+    archive`` tracebacks, and a file with flipped bytes in a tensor may even load, with wrong
+    values. This reads the archive's directory (missing when the file is truncated) and checks
+    every member against its CRC-32 (reading the file once, as a load would). Files in torch's
+    legacy, non-zip format have no checksums; they are left to ``torch.load``.
+
+    Args:
+        path (str): a local checkpoint file.
+        hint (str): what the caller suggests doing about a bad file, appended to the message.
+            Defaults to ''.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        CorruptCheckpointError: the file is empty, truncated, corrupt or not a torch file.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'checkpoint {path} does not exist')
+    hint = f' {hint}' if hint else ''
+
+    def bad(what: str) -> CorruptCheckpointError:
+        return CorruptCheckpointError(f'checkpoint {path} is {what}; it cannot be loaded.{hint}')
+
+    with open(path, 'rb') as f:
+        head = f.read(4)
+    if not head:
+        raise bad('empty (0 bytes: truncated, e.g. a save that was interrupted)')
+    if head.startswith(_PICKLE_PROTO):
+        return  # torch's legacy format: nothing to check it against
+    if head != _ZIP_MAGIC:
+        raise bad('not a torch checkpoint (neither a torch zip archive nor a legacy torch file)')
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            if not any(n.endswith('/data.pkl') or n == 'data.pkl' for n in names):
+                raise bad('a zip archive without data.pkl, so not a torch checkpoint')
+            for info in archive.infolist():
+                try:
+                    with archive.open(info) as member:
+                        while member.read(1 << 24):
+                            pass
+                except zipfile.BadZipFile as err:
+                    # torch.serialization.set_crc32_options(False) writes CRC 0: nothing to check
+                    if info.CRC == 0 and 'CRC' in str(err):
+                        continue
+                    raise bad(f'corrupt: {info.filename} fails its check ({err})') from None
+    except zipfile.BadZipFile as err:
+        raise bad(f'truncated or corrupt: its zip directory cannot be read ({err}; a save '
+                  'that was interrupted leaves such a file)') from None
+    except (EOFError, OSError, ValueError) as err:
+        if isinstance(err, CorruptCheckpointError):
+            raise
+        raise bad(f'truncated or corrupt ({type(err).__name__}: {err})') from None
+
+
 def load_authors_checkpoint(path: str, trust: bool = False):
     """Load an authors' released checkpoint, safely unless the user says they trust it.
 
@@ -79,8 +149,9 @@ def load_authors_checkpoint(path: str, trust: bool = False):
 
     Raises:
         ValueError: the file is not a readable checkpoint (truncated, corrupt, not a torch
-            file), or it needs types beyond :func:`authors_checkpoint_globals` and ``trust`` is
-            False; the message says which and what to do.
+            file: :class:`CorruptCheckpointError`), or it needs types beyond
+            :func:`authors_checkpoint_globals` and ``trust`` is False; the message says which
+            and what to do.
     """
     try:
         if trust:
@@ -95,5 +166,6 @@ def load_authors_checkpoint(path: str, trust: bool = False):
     except (RuntimeError, EOFError, OSError) as err:
         if isinstance(err, FileNotFoundError):
             raise
-        raise ValueError(f'{path} is not a readable torch checkpoint (truncated or corrupt?): '
-                         f'{type(err).__name__}: {str(err)[:200]}') from None
+        raise CorruptCheckpointError(
+            f'{path} is not a readable torch checkpoint (truncated or corrupt?): '
+            f'{type(err).__name__}: {str(err)[:200]}') from None

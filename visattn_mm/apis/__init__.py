@@ -1,0 +1,11 @@
+"""Running the toolboxes' Runners from this package's command lines (``tools/train.py``,
+``tools/test.py``, ``tools/dist_*.sh``).
+
+- :mod:`visattn_mm.apis.launch`: config loading, toolbox choice (``default_scope``), the
+  command-line options, distributed set-up (gloo on CPU-only machines) and the Runner.
+- :mod:`visattn_mm.apis.cpu`: what mmengine 0.10.7 lacks for CPU runs: a DDP wrapper for CPU
+  modules and bfloat16 autocast training.
+
+Nothing is imported here: ``import visattn_mm`` does not import this subpackage, and importing
+it starts no process group.
+"""
