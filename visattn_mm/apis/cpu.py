@@ -7,7 +7,8 @@
   MUSA). On the CPU, torch autocasts to bfloat16 only; bfloat16 has float32's exponent range, so
   no loss scaling is needed and the gradient scaler is off.
 
-Both register in a ``visattn_mm``-scoped child of mmengine's registries, so a config names them
+Both register in the package's ``visattn_mm``-scoped children of mmengine's registries
+(:mod:`visattn_mm.registry`), so a config names them
 ``type='visattn_mm.CPUDistributedDataParallel'`` / ``'visattn_mm.CPUAmpOptimWrapper'`` and lists
 ``'visattn_mm.apis.cpu'`` in ``custom_imports`` (:mod:`visattn_mm.apis.launch` does both).
 """
@@ -16,27 +17,8 @@ from typing import Union
 import torch
 from mmengine.model import MMDistributedDataParallel
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
-from mmengine.registry import MODEL_WRAPPERS as MMENGINE_MODEL_WRAPPERS
-from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
-from mmengine.registry import Registry
 
-from visattn_mm import registry as _registry
-
-
-def _child(name: str, parent: Registry) -> Registry:
-    """The package's child of ``parent`` (the one in visattn_mm.registry, if it has one)."""
-    existing = getattr(_registry, name, None)
-    if existing is not None:
-        return existing
-    found = parent._children.get('visattn_mm')  # created by an earlier import of this module
-    if found is not None:
-        return found
-    return Registry(parent.name, parent=parent, scope='visattn_mm',
-                    locations=['visattn_mm.apis.cpu'])
-
-
-MODEL_WRAPPERS = _child('MODEL_WRAPPERS', MMENGINE_MODEL_WRAPPERS)
-OPTIM_WRAPPERS = _child('OPTIM_WRAPPERS', MMENGINE_OPTIM_WRAPPERS)
+from visattn_mm.registry import MODEL_WRAPPERS, OPTIM_WRAPPERS
 
 
 @MODEL_WRAPPERS.register_module()
