@@ -188,7 +188,9 @@ class QKVBank:
     ``torch.cat`` of the per-layer q, k, v (views into each layer's qkv projection) copies
     through a strided path; writing each layer's q, k, v once into a buffer laid out
     (B, N, 3, H, L, d) moves the same bytes in runs of d and was 2.2-2.4x faster on the 2-core
-    CPU. The writes are ordinary differentiable copies: gradients reach every layer's q, k, v.
+    CPU. The writes are differentiable copies (gradients reach every layer's q, k, v), but the
+    backward of each in-place write copies the whole buffer's gradient: use it at inference and
+    ``torch.cat`` (:func:`broad_attention`) while autograd records.
 
     Args:
         capacity (int): the number of layers L.
