@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
 # Install the pinned OpenMMLab stack and visattn_mm (editable) into a virtual environment.
+# mim finds a package's files at <distribution location>/visattn_mm, which an editable install
+# does not create: a link there to this checkout's visattn_mm/ makes `mim search/train/test
+# visattn_mm` work (the README's Installation section says why a link and not a copy).
 #
 #   bash tools/setup_env.sh              # creates/updates $VISATTN_MM_VENV
 #
@@ -31,6 +34,8 @@ PINNED=(mmengine==0.10.7 mmdet==3.3.0 mmsegmentation==1.2.2 mmpretrain==1.2.0 op
 RUNTIME_DEPS=(six tqdm pycocotools shapely terminaltables scipy matplotlib prettytable einops
               importlib_metadata modelindex mat4py "opencv-python<5" click colorama model-index pandas
               rich tabulate requests addict yapf termcolor pyyaml packaging pillow pytest ftfy regex)
+# ONNX export (tools/deployment/export_onnx.py) and its check; the series the check below wants.
+EXPORT_DEPS=("onnx>=1.23,<1.24" "onnxruntime>=1.31,<1.32")
 
 log() { printf '[setup_env] %s\n' "$*"; }
 
@@ -51,8 +56,9 @@ fi
 PY="$VENV/bin/python"
 
 # Fast path: everything already at the pinned versions and importable. Exit 3: all there but
-# visattn_mm is installed from another checkout. Run from / so that the checkout in the current
-# folder cannot stand in for the installed package.
+# visattn_mm is installed from another checkout, or mim's path to it (the link) is missing or
+# points elsewhere. Run from / so that the checkout in the current folder cannot stand in for
+# the installed package.
 check() {
   (cd / && "$PY" - "$ROOT" <<'PY' 2>/dev/null)
 import sys, importlib.metadata as md
@@ -62,6 +68,10 @@ for name, ver in want.items():
     got = md.version(name)
     if got != ver:  # a '+cpu' torch has no matching torchvision
         sys.exit(f'{name} {got} != {ver}')
+for name, series in {'onnx': '1.23', 'onnxruntime': '1.31'}.items():
+    got = md.version(name)
+    if got.split('.')[:2] != series.split('.'):
+        sys.exit(f'{name} {got} is not {series}.x')
 import setuptools
 if not (77, 0, 3) <= tuple(int(p) for p in setuptools.__version__.split('.')[:3]) < (81,):
     sys.exit(f'setuptools {setuptools.__version__} is outside >=77.0.3,<81')
@@ -70,7 +80,27 @@ import os.path as osp
 import visattn_mm
 if osp.dirname(osp.dirname(osp.realpath(visattn_mm.__file__))) != osp.realpath(sys.argv[1]):
     sys.exit(3)
+# where mim (mim/utils/utils.py get_installed_path) and mmengine look for the package's files
+mim_path = osp.join(str(md.distribution('visattn_mm').locate_file('')), 'visattn_mm')
+if osp.realpath(mim_path) != osp.realpath(osp.join(sys.argv[1], 'visattn_mm')) or \
+        not osp.isfile(osp.join(mim_path, '.mim', 'model-index.yml')):
+    sys.exit(3)
 PY
+}
+
+# The editable install (re-)points the package at this checkout and (re)makes visattn_mm/.mim;
+# then site-packages/visattn_mm becomes a link to the checkout's package, where mim looks.
+install_visattn() {
+  PIP_FIND_LINKS= "$PY" -m pip install --no-input -q --no-deps --no-build-isolation -e "$ROOT"
+  local site link
+  site="$(cd / && "$PY" -c \
+    "import importlib.metadata as m; print(m.distribution('visattn_mm').locate_file(''))")"
+  link="$site/visattn_mm"
+  if [ -e "$link" ] && [ ! -L "$link" ]; then
+    log "$link is a folder, not a link (left by a non-editable install?): remove it and rerun"
+    return 1
+  fi
+  ln -sfn "$ROOT/visattn_mm" "$link"
 }
 status=0
 check || status=$?
@@ -78,8 +108,8 @@ if [ "$status" -eq 0 ]; then
   log "environment at $VENV is complete"
   exit 0
 elif [ "$status" -eq 3 ]; then
-  log "installing visattn_mm from $ROOT (editable)"
-  PIP_FIND_LINKS= "$PY" -m pip install --no-input -q --no-deps --no-build-isolation -e "$ROOT"
+  log "installing visattn_mm from $ROOT (editable, linked for mim)"
+  install_visattn
   check && { log "environment at $VENV is complete"; exit 0; }
 fi
 
@@ -110,9 +140,9 @@ if ! have mmcv "$MMCV"; then
 fi
 
 log "installing the OpenMMLab packages"
-pip_ -q "$SETUPTOOLS_RUNTIME" "${RUNTIME_DEPS[@]}" "numpy<2.4"
+pip_ -q "$SETUPTOOLS_RUNTIME" "${RUNTIME_DEPS[@]}" "${EXPORT_DEPS[@]}" "numpy<2.4"
 pip_ -q --no-deps "${PINNED[@]}"
-pip_ -q --no-deps --no-build-isolation -e "$ROOT"
+install_visattn
 
 if ! check; then
   log "the environment is incomplete after installing; see the messages above"

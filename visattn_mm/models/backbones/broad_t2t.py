@@ -31,11 +31,11 @@ from typing import List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn.functional as F
 from mmpretrain.models.backbones import T2T_ViT
-from mmpretrain.models.utils import MultiheadAttention, resize_pos_embed
+from mmpretrain.models.utils import MultiheadAttention
 from torch import nn
 
 from visattn_mm.registry import MODELS
-from ..layers import QKV, broad_attention, use_fused_attn
+from ..layers import QKV, broad_attention, resize_pos_embed, use_fused_attn
 from .base import BaseBackbone, maybe_checkpoint
 
 

@@ -57,12 +57,12 @@ import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from mmpretrain.models.backbones import SwinTransformer
 from mmpretrain.models.utils import WindowMSA as MMPWindowMSA
-from mmpretrain.models.utils import resize_pos_embed
 from torch import nn
 
 from visattn_mm.registry import MODELS
-from ..layers import (broad_attention, dense_value_mix, scaled_dot_product, shift_window_mask,
-                      use_fused_attn, window_partition, window_reverse)
+from ..layers import (broad_attention, dense_value_mix, is_tracing, resize_pos_embed,
+                      scaled_dot_product, shift_window_mask, use_fused_attn, window_partition,
+                      window_reverse)
 from .base import BaseBackbone, maybe_checkpoint
 
 
@@ -332,7 +332,7 @@ class CrossLayerSwin(SwinTransformer, BaseBackbone):
         pad_b, pad_r = (-H) % ws, (-W) % ws
         Hp, Wp = H + pad_b, W + pad_r
         normed = block.norm1(x).view(B, H, W, C)
-        if pad_b or pad_r:  # zero tokens to whole windows, as mmpretrain (not masked)
+        if pad_b or pad_r or is_tracing():  # zero tokens to whole windows, as mmpretrain
             normed = F.pad(normed, (0, 0, 0, pad_r, 0, pad_b))
         q, k, v = attn.w_msa.qkv(normed).chunk(3, dim=-1)  # (B, Hp, Wp, C) each, unshifted
         value = self._value(attn.w_msa, v, kept)

@@ -32,7 +32,7 @@ from torch import nn
 
 from visattn_mm.registry import MODELS
 from .base import BaseBackbone, maybe_checkpoint
-from ..layers import ExternalValueWindowMSA, ShiftWindowMSA, WindowMSA
+from ..layers import ExternalValueWindowMSA, ShiftWindowMSA, WindowMSA, is_tracing
 
 NUM_BRANCHES = 3
 
@@ -266,7 +266,7 @@ class PatchMerging(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, C, H, W) -> (B, 2C, ceil(H/2), ceil(W/2))."""
         H, W = x.shape[-2:]
-        if H % 2 or W % 2:
+        if H % 2 or W % 2 or is_tracing():  # (traced: the pad follows the input's size)
             x = F.pad(x, (0, W % 2, 0, H % 2))  # (B, C, H + H%2, W + W%2)
         x = torch.cat([x[:, :, 0::2, 0::2], x[:, :, 1::2, 0::2],
                        x[:, :, 0::2, 1::2], x[:, :, 1::2, 1::2]], dim=1)  # (B, 4C, H/2, W/2)

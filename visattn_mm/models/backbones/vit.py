@@ -23,10 +23,9 @@ from mmcv.cnn.bricks import DropPath
 from mmcv.cnn.bricks.transformer import FFN
 from mmengine.logging import print_log
 from mmengine.model.weight_init import trunc_normal_
-from mmpretrain.models.utils import resize_pos_embed
 from torch import nn
 
-from ..layers import QKV, MultiheadAttention
+from ..layers import QKV, MultiheadAttention, is_tracing, resize_pos_embed
 from .base import BaseBackbone, _split_init_cfg, maybe_checkpoint
 
 
@@ -259,7 +258,7 @@ class CrossLayerViT(BaseBackbone):
                     f'(inputs up to ~{2 * self.patch_size * self.pos_grid[0]}^2 pixels) or the '
                     'paper form (released_stem=False) for larger inputs')
             return self.pos_embed[:, :n + 1]
-        if grid == self.pos_grid:
+        if grid == self.pos_grid and not is_tracing():  # (traced: resized to any grid)
             return self.pos_embed
         return resize_pos_embed(self.pos_embed, self.pos_grid, grid, mode='bicubic',
                                 num_extra_tokens=1)
@@ -272,7 +271,7 @@ class CrossLayerViT(BaseBackbone):
             x = self.stem(x)
         p = self.patch_size
         pad_b, pad_r = (-x.shape[-2]) % p, (-x.shape[-1]) % p
-        if pad_b or pad_r:  # whole patches: pad right and bottom
+        if pad_b or pad_r or is_tracing():  # whole patches: pad right and bottom
             x = F.pad(x, (0, pad_r, 0, pad_b))
         x = self.patch_embed(x)  # (B, C, h, w)
         grid = (x.shape[-2], x.shape[-1])

@@ -246,7 +246,10 @@ def dense_value_mix(v: torch.Tensor, previous: Sequence[torch.Tensor],
     if not previous:
         return v + w.sum()  # adds exactly 0 (an empty sum)
     stacked = torch.stack(list(previous), dim=0)  # (j, ..., N, d)
-    return v + torch.tensordot(w, stacked, dims=1)
+    # w (j,) @ (j, ...) as one matmul: tensordot's ONNX form reshapes by a shape constant that
+    # the exporter merges with the empty weight slice of the first layer (a float), which
+    # onnxruntime then refuses
+    return v + torch.matmul(w, stacked.flatten(1)).view_as(v)
 
 
 class DenseValueBank:

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attention import scaled_dot_product, use_fused_attn
+from .tracing import is_tracing
 
 # Swin and PSLT fill masked logits with -100 rather than -inf: the softmax weight is ~4e-44,
 # i.e. zero in fp32, and a row can never become all -inf.
@@ -346,7 +347,7 @@ class ShiftWindowMSA(nn.Module):
         # pad right/bottom to whole windows (the pad is not masked, as in Swin for detection)
         pad_b, pad_r = (-H) % ws, (-W) % ws
         maps = [x] if v is None else [x, v]
-        if pad_b or pad_r:
+        if pad_b or pad_r or is_tracing():  # (traced: the pad follows the input's size)
             maps = [F.pad(t, (0, 0, 0, pad_r, 0, pad_b)) for t in maps]  # (B, Hp, Wp, C)
         Hp, Wp = H + pad_b, W + pad_r
 
@@ -362,6 +363,6 @@ class ShiftWindowMSA(nn.Module):
 
         if shift:
             out = torch.roll(out, shifts=(-shift, -shift), dims=(1, 2))
-        if pad_b or pad_r:
+        if pad_b or pad_r or is_tracing():
             out = out[:, :H, :W, :].contiguous()
         return out
