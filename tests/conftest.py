@@ -10,6 +10,17 @@ def pytest_configure(config):
     config.addinivalue_line('markers', 'e2e: end-to-end training/evaluation runs (slower)')
 
 
+@pytest.fixture(scope='module')
+def one_thread():
+    """One torch thread for a test module: small ops gain nothing from threads, and on a shared
+    2-core machine OpenMP threads waiting on each other made single forwards take seconds."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope='session')
 def golden_dir() -> str:
     """The folder of the authors' reference outputs (``VISATTN_GOLDEN_DIR``)."""

@@ -10,6 +10,8 @@ import pytest
 import torch
 from mmengine.config import Config
 
+from visattn_mm.visualization.config_model import iter_dicts
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG_DIR = osp.join(ROOT, 'configs', 'bvit')
 CONFIGS = sorted(osp.basename(p) for p in glob.glob(osp.join(CONFIG_DIR, '*.py')))
@@ -18,24 +20,7 @@ BASE = osp.join(ROOT, 'configs', '_base_', 'models', 'bvit.py')
 # the authors' models: 5,710,948 and 22,037,284, research/targets.md), 1000-class head
 BVIT_PARAMS = {'bvit-tiny_4xb256_in1k.py': 5_710_504, 'bvit-small_4xb256_in1k.py': 22_036_840}
 
-
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def _walk(node):
-    """Every dict in a config tree."""
-    if isinstance(node, dict):
-        yield node
-        for value in node.values():
-            yield from _walk(value)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            yield from _walk(value)
+pytestmark = pytest.mark.usefixtures('one_thread')  # (conftest.py)
 
 
 def test_the_family_is_complete():
@@ -58,7 +43,7 @@ def test_config_loads_cleanly(name):
     assert 'visattn_mm' in cfg.custom_imports.imports
     assert cfg.default_scope in ('mmdet', 'mmseg', 'mmpretrain')
     # the base file's `_delete_` must have been used up by a merge, not reach a constructor
-    assert not any('_delete_' in d for d in _walk(cfg.model.to_dict())), name
+    assert not any('_delete_' in d for d in iter_dicts(cfg.model.to_dict())), name
     assert cfg.model.backbone.type.startswith('visattn_mm.')
 
 

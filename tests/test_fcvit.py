@@ -17,14 +17,7 @@ RELEASED_PARAMS = {'tiny': 4_784_752, 'b12': 14_701_832, 'b24': 26_960_232, 'b48
 TINY_WIDTHS = (32, 64, 160, 320)
 
 
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    """Small convs gain nothing from threads, and on a shared 2-core machine OpenMP threads
-    waiting on each other made single forwards take seconds instead of milliseconds."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')  # (conftest.py)
 
 
 @pytest.fixture(scope='module')

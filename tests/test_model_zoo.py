@@ -19,12 +19,7 @@ def zoo():
     return module
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')  # (conftest.py)
 
 
 def _table_params(text: str, name: str) -> int:

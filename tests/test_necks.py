@@ -12,13 +12,7 @@ C = 32  # a small backbone width for the structural tests
 VITDET = [C // 4, C // 2, C, C]
 
 
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    """Tiny convs gain nothing from threads on the shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')  # (conftest.py)
 
 
 def _neck(**kwargs) -> SimpleFeaturePyramid:

@@ -125,14 +125,6 @@ ARCHS: Dict[str, Tuple[str, Callable]] = {
 FAMILIES = sorted({family for family, _ in ARCHS.values()})
 
 
-@pytest.fixture
-def one_thread():
-    """One thread: on a shared 2-core machine, waiting OpenMP threads cost more than they gain."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def as_list(value) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]

@@ -18,12 +18,7 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 VIT = dict(embed_dims=32, num_layers=3, num_heads=2, head_dims=16, feedforward_channels=64)
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')  # (conftest.py)
 
 
 @pytest.fixture(scope='module')

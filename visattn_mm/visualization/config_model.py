@@ -98,14 +98,15 @@ def get_backbone(model: nn.Module) -> nn.Module:
     return getattr(model, 'backbone', model)
 
 
-def _walk(node):
+def iter_dicts(node):
+    """Every dict in a config tree (dicts, lists and tuples), depth first."""
     if isinstance(node, dict):
         yield node
         for value in node.values():
-            yield from _walk(value)
+            yield from iter_dicts(value)
     elif isinstance(node, (list, tuple)):
         for value in node:
-            yield from _walk(value)
+            yield from iter_dicts(value)
 
 
 def config_test_size(cfg: Config, image_hw: Optional[Sequence[int]] = None,
@@ -126,7 +127,7 @@ def config_test_size(cfg: Config, image_hw: Optional[Sequence[int]] = None,
     """
     pipeline = cfg.get('test_pipeline') or \
         cfg.get('test_dataloader', {}).get('dataset', {}).get('pipeline', [])
-    steps = list(_walk(pipeline))
+    steps = list(iter_dicts(pipeline))
     for step in steps:
         if step.get('type') == 'CenterCrop' and step.get('crop_size'):
             size = step['crop_size']
