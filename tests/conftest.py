@@ -56,3 +56,27 @@ def build_config_model(config: str, **backbone):
 def build_model():
     """``build_model(config_path)``: its ``model``, built as the toolbox's Runner builds it."""
     return build_config_model
+
+
+def assert_memory_formats_agree(make, x, grad_rtol: float = 1e-3) -> None:
+    """``make(channels_last=...)`` builds a backbone: the channels-last one (weights in NHWC)
+    equals the NCHW one with the same weights, for an input in either format, returns contiguous
+    maps, and gets the same gradients."""
+    import torch
+    torch.manual_seed(0)
+    model, nchw = make(channels_last=True), make(channels_last=False)
+    nchw.load_state_dict(model.state_dict())
+    convs = [m.weight for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+    model.eval(), nchw.eval()
+    with torch.no_grad():
+        ref = nchw(x)
+        for inp in (x, x.contiguous(memory_format=torch.channels_last)):
+            for a, b in zip(ref, model(inp)):
+                assert b.is_contiguous()
+                torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    model.train(), nchw.train()
+    for m in (model, nchw):
+        sum(o.square().mean() for o in m(x)).backward()
+    for (name, p), q in zip(model.named_parameters(), nchw.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, rtol=grad_rtol, atol=1e-6, msg=name)

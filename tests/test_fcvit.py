@@ -5,6 +5,7 @@ import os.path as osp
 import pytest
 import torch
 import torch.nn as nn
+from conftest import assert_memory_formats_agree
 
 from visattn_mm.converters.fcvit import convert, looks_like
 from visattn_mm.models.backbones.fcvit import FCViT, GlobalContext
@@ -115,29 +116,12 @@ def test_each_out_index(index):
 
 
 def test_smallest_input_and_memory_formats():
-    """The channels-last backbone (default) equals the NCHW one, for inputs in either format,
-    returns contiguous maps, and trains to the same gradients."""
-    torch.manual_seed(0)
-    model = FCViT(arch='tiny', out_indices=(0, 1, 2, 3))
-    nchw = FCViT(arch='tiny', out_indices=(0, 1, 2, 3), channels_last=False)
-    nchw.load_state_dict(model.state_dict())
-    assert model.stem.proj.weight.is_contiguous(memory_format=torch.channels_last)
-    assert nchw.stem.proj.weight.is_contiguous()
-    model.eval(), nchw.eval()
+    """The channels-last backbone (default) equals the NCHW one (see conftest)."""
+    model = FCViT(arch='tiny', out_indices=(0, 1, 2, 3)).eval()
     with torch.no_grad():
         assert [tuple(o.shape[2:]) for o in model(torch.randn(2, 3, 1, 1))] == [(1, 1)] * 4
-        x = torch.randn(2, 3, 45, 61)
-        ref = nchw(x)
-        for inp in (x, x.contiguous(memory_format=torch.channels_last)):
-            ours = model(inp)
-            for a, b in zip(ref, ours):
-                assert b.is_contiguous()
-                torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
-    model.train(), nchw.train()
-    for m in (model, nchw):
-        sum(o.square().mean() for o in m(x)).backward()
-    for (name, p), q in zip(model.named_parameters(), nchw.parameters()):
-        torch.testing.assert_close(p.grad, q.grad, rtol=1e-3, atol=1e-6, msg=name)
+    assert_memory_formats_agree(
+        lambda **kw: FCViT(arch='tiny', out_indices=(0, 1, 2, 3), **kw), torch.randn(2, 3, 45, 61))
 
 
 @pytest.mark.parametrize('shape, message', [

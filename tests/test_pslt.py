@@ -4,6 +4,7 @@ import os.path as osp
 import pytest
 import torch
 from torch.nn.modules.batchnorm import _BatchNorm
+from conftest import assert_memory_formats_agree
 
 from visattn_mm.models.backbones import PSLT
 from visattn_mm.models.backbones.pslt import LadderBlock, PatchMerging
@@ -286,3 +287,10 @@ def test_configs_build_classifiers_with_the_released_parameter_count(arch, param
         PSLT.arch_zoo[arch]['embed_dims'])
     backbone = PSLT(arch)  # the detection backbone: no final norm
     assert sum(p.numel() for p in backbone.parameters()) == params - head_and_norm
+
+
+def test_memory_formats_agree():
+    """The channels-last PSLT (default) equals the NCHW one, shifted windows included."""
+    assert_memory_formats_agree(lambda **kw: PSLT(SMALL, out_indices=(0, 1, 2, 3), final_norm=True,
+                                                  drop_path_rate=0., **kw),
+                                torch.randn(2, 3, 96, 128))

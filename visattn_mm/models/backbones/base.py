@@ -127,6 +127,7 @@ class BaseBackbone(BaseModule):
     stage_desc: str = '0..3 = strides 4, 8, 16, 32'
     optional_pretrained: str = r'$^'
     resizable_pretrained: str = r'$^'
+    channels_last: bool = False  # see _use_channels_last
     # named archs (aliases share one dict) and the keys a dict arch must have
     arch_zoo: Dict[str, dict] = {}
     essential_keys: frozenset = frozenset()
@@ -167,6 +168,19 @@ class BaseBackbone(BaseModule):
             list[float]: one rate per block.
         """
         return torch.linspace(0, drop_path_rate, num_blocks).tolist()
+
+    def _use_channels_last(self, channels_last: bool) -> None:
+        """Keep the convolution weights channels-last (NHWC), once, at construction; the forward
+        turns its input the same way with :meth:`_channels_last_input` and returns contiguous
+        (NCHW) maps. In-place initialisation and checkpoint loading keep the layout; oneDNN's
+        convolutions then run without reordering their operands on every call."""
+        self.channels_last = channels_last
+        if channels_last:
+            self.to(memory_format=torch.channels_last)
+
+    def _channels_last_input(self, x: torch.Tensor) -> torch.Tensor:
+        """The input in the backbone's memory format (a no-op when it is there already)."""
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def _check_input(self, x: torch.Tensor, min_size: int = 1) -> None:
         """Refuse an input that is not (B, in_channels, H, W) with H, W >= ``min_size``.

@@ -314,9 +314,7 @@ class FCViT(BaseBackbone):
             self.add_module(f'norm{i}', build_norm_layer(norm_cfg, widths[i])[1])
 
         self.apply(released_init)
-        self.channels_last = channels_last
-        if channels_last:  # in-place initialisation and checkpoint loading keep this layout
-            self.to(memory_format=torch.channels_last)
+        self._use_channels_last(channels_last)
         self._freeze_stages()
 
     # ---------------------------------------------------------------- arguments
@@ -363,9 +361,7 @@ class FCViT(BaseBackbone):
                              f'got {tuple(x.shape)}')
         if min(x.shape[2:]) < 1:
             raise ValueError(f'FCViT needs H, W >= 1, got {tuple(x.shape[2:])}')
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        x = self.stem(x)
+        x = self.stem(self._channels_last_input(x))
         outs = []
         for i, stage in enumerate(self.stages):
             if i > 0:

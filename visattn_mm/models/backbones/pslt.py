@@ -283,7 +283,11 @@ class PSLTStage(nn.Module):
             ``channels_last`` (ladder blocks), else on (B, C, H, W) maps.
         channels_last (bool): the blocks' layout.
         with_cp (bool): checkpoint each block while the input requires grad. Defaults to False.
+
+    The (B, C, H, W) result of ladder blocks is a view of their (B, H, W, C) map: channels-last
+    memory, which a channels-last backbone keeps (``keep_nhwc_memory``) and an NCHW one copies.
     """
+    keep_nhwc_memory = False
 
     def __init__(self, downsample: nn.Module, blocks: Sequence[nn.Module],
                  channels_last: bool, with_cp: bool = False) -> None:
@@ -301,7 +305,9 @@ class PSLTStage(nn.Module):
         for block in self.blocks:
             x = maybe_checkpoint(self.with_cp, block, x)
         if self.channels_last:
-            x = x.permute(0, 3, 1, 2).contiguous()  # (B, C, H, W)
+            x = x.permute(0, 3, 1, 2)  # (B, C, H, W), channels-last memory
+            if not self.keep_nhwc_memory:
+                x = x.contiguous()
         return x
 
 
@@ -336,6 +342,10 @@ class PSLT(BaseBackbone):
             Defaults to False.
         norm_cfg (dict): the norm of the conv parts (BN; e.g. SyncBN for detection). LayerNorms
             stay. Defaults to ``dict(type='BN')``.
+        channels_last (bool): keep the convolution weights and the maps channels-last (NHWC)
+            inside the backbone (the ladder stages' (B, H, W, C) maps are then views, not
+            copies); the outputs are returned contiguous (NCHW). Outputs equal the NCHW model's
+            to ~1e-6. Defaults to True.
         init_cfg (dict | list[dict], optional): initialisation. Defaults to None: Linear
             trunc-normal(0.02) with zero bias, LayerNorm 1/0, as released.
     """
@@ -367,6 +377,7 @@ class PSLT(BaseBackbone):
                  ladder_shift: Sequence[bool] = (True, True),
                  final_norm: bool = False,
                  norm_cfg: dict = dict(type='BN'),
+                 channels_last: bool = True,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         if init_cfg is None:
             init_cfg = [dict(type='TruncNormal', layer='Linear', std=.02, bias=0.),
@@ -408,6 +419,9 @@ class PSLT(BaseBackbone):
             stages.append(PSLTStage(down, blocks, channels_last=i >= 2, with_cp=with_cp))
         self.stages = nn.ModuleList(stages)
         self.norm3 = nn.LayerNorm(self.channels[3]) if final_norm else None
+        self._use_channels_last(channels_last)
+        for stage in self.stages:
+            stage.keep_nhwc_memory = channels_last
 
         self._freeze_stages()
 
@@ -453,13 +467,13 @@ class PSLT(BaseBackbone):
             raise ValueError(f'input {x.shape[-2]}x{x.shape[-1]} is too small for PSLT: each side '
                              f'must be at least {self.stride} (one token at stride {self.stride})')
         # (the released stem pads odd sides to even first: the same as the conv's own zero pad)
-        x = self.stem(x)  # (B, C0, ceil(H/2), ceil(W/2))
+        x = self.stem(self._channels_last_input(x))  # (B, C0, ceil(H/2), ceil(W/2))
         outs = []
         for i, stage in enumerate(self.stages):
             x = stage(x)  # (B, C_i, H_i, W_i)
             if i in self.out_indices:
                 out = x
                 if i == self.num_stages - 1 and self.norm3 is not None:
-                    out = self.norm3(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2).contiguous()
-                outs.append(out)
+                    out = self.norm3(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+                outs.append(out.contiguous())
         return tuple(outs)
