@@ -136,3 +136,19 @@ def test_authors_loader_raises_the_same_error_type(tmp_path):
     bad.write_bytes(data[:len(data) // 2])
     with pytest.raises(CorruptCheckpointError, match='truncated or corrupt'):
         load_authors_checkpoint(str(bad))
+
+
+def test_authors_loader_leaves_runner_types_allowed(tmp_path):
+    """Loading an authors' file adds its extra types only for the load: the numpy types it
+    shares with Runner checkpoints stay allowed afterwards (leaving torch's safe_globals context
+    removes what it added)."""
+    import numpy as np
+
+    from visattn_mm.utils.checkpoint import load_authors_checkpoint, runner_checkpoint_globals
+    before = set(torch.serialization.get_safe_globals())
+    assert set(runner_checkpoint_globals()) <= before
+    path = tmp_path / 'authors.pth'
+    torch.save({'state_dict': {'w': torch.ones(2)}, 'best': np.float64(0.5),
+                'arr': np.arange(3)}, path)
+    assert load_authors_checkpoint(str(path))['best'] == 0.5
+    assert set(torch.serialization.get_safe_globals()) == before

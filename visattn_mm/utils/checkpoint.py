@@ -156,7 +156,11 @@ def load_authors_checkpoint(path: str, trust: bool = False):
     try:
         if trust:
             return torch.load(path, map_location='cpu', weights_only=False)
-        with torch.serialization.safe_globals(authors_checkpoint_globals()):
+        # only the types not allowed already: leaving the context removes what it added,
+        # which would take the shared numpy types away from Runner checkpoints for good
+        allowed = set(torch.serialization.get_safe_globals())
+        extra = [g for g in authors_checkpoint_globals() if g not in allowed]
+        with torch.serialization.safe_globals(extra):
             return torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as err:
         raise ValueError(
