@@ -28,6 +28,11 @@ MODELS = {
     'pslt-base': ('visattn_mm', dict(type='visattn_mm.PSLT', arch='base', out_indices=(0, 1, 2, 3))),
     'pslt-tiny': ('visattn_mm', dict(type='visattn_mm.PSLT', arch='tiny', out_indices=(0, 1, 2, 3))),
     'fcvit-b12': ('visattn_mm', dict(type='visattn_mm.FCViT', arch='b12', out_indices=(0, 1, 2, 3))),
+    # the NCHW forms (channels_last=False), as before the channels-last default
+    'pslt-base-nchw': ('visattn_mm', dict(type='visattn_mm.PSLT', arch='base',
+                                          out_indices=(0, 1, 2, 3), channels_last=False)),
+    'fcvit-b12-nchw': ('visattn_mm', dict(type='visattn_mm.FCViT', arch='b12',
+                                          out_indices=(0, 1, 2, 3), channels_last=False)),
     'fcvit-b24': ('visattn_mm', dict(type='visattn_mm.FCViT', arch='b24', out_indices=(0, 1, 2, 3))),
     'mobilenetv2': ('mmpretrain', dict(type='MobileNetV2', widen_factor=1.0, out_indices=(7, ))),
     'r18': ('mmdet', dict(type='ResNet', depth=18, out_indices=(0, 1, 2, 3))),
