@@ -9,52 +9,19 @@ way the fp32 gradient does: cosine similarity of the whole gradient vectors at l
 PSLT 0.995, the Swin forms 0.999, the others 0.99999). Loss and parameters stay fp32: autocast only
 lowers the ops.
 """
-from typing import Callable, Dict, Tuple
+from typing import Dict
 
 import pytest
 import torch
 
-from visattn_mm.models.backbones import (BroadSwinTransformer, BroadT2TViT, BViT, DenseDeiT,
-                                         DenseSwinTransformer, FCViT, PSLT)
+from small_backbones import CASES, build
 
 OUT_REL_L2 = 2e-2
 GRAD_COSINE = 0.99
 
-VIT = dict(embed_dims=48, num_layers=4, num_heads=3, head_dims=16, feedforward_channels=96)
-SWIN = dict(embed_dims=16, depths=[2, 2, 2, 2], num_heads=[2, 2, 4, 4])
-# name -> (builder, input (H, W)); small archs, every mechanism of the family in the graph
-CASES: Dict[str, Tuple[Callable[[], torch.nn.Module], Tuple[int, int]]] = {
-    'PSLT': (lambda: PSLT(arch=dict(embed_dims=12, depths=(2, 2, 2, 2), num_heads=(2, 2),
-                                    window_size=4), out_indices=(0, 1, 2, 3),
-                          drop_path_rate=0.), (160, 128)),
-    # layer scale 1: the blocks (global context, large-kernel convs) weigh in the outputs
-    'FCViT': (lambda: FCViT(arch=dict(depths=[1, 1, 2, 1], widths=[16, 32, 48, 64],
-                                      mlp_ratios=[4, 4, 4, 4]), out_indices=(0, 1, 2, 3),
-                            layer_scale_init_value=1.), (96, 80)),
-    'BViT': (lambda: BViT(arch=VIT, img_size=64, out_type='featmap', out_indices=(1, 3)),
-             (96, 80)),
-    'DenseDeiT': (lambda: DenseDeiT(arch=VIT, img_size=64, out_type='featmap',
-                                    out_indices=(1, 3)), (96, 80)),
-    'BroadSwinTransformer': (lambda: BroadSwinTransformer(arch=SWIN, window_size=4,
-                                                          drop_path_rate=0.,
-                                                          out_indices=(0, 1, 2, 3)), (100, 76)),
-    'DenseSwinTransformer': (lambda: DenseSwinTransformer(arch=SWIN, window_size=4,
-                                                          drop_path_rate=0.,
-                                                          out_indices=(0, 1, 2, 3)), (100, 76)),
-    'BroadT2TViT': (lambda: BroadT2TViT(embed_dims=48, num_layers=3,
-                                        layer_cfgs=dict(num_heads=2), t2t_cfg=dict(token_dims=8),
-                                        img_size=64, out_type='featmap', out_indices=(1, 2)),
-                    (96, 80)),
-}
-
 
 def rel_l2(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a.float() - b.float()).norm() / b.float().norm()).item()
-
-
-def build(name: str) -> torch.nn.Module:
-    torch.manual_seed(0)
-    return CASES[name][0]()
 
 
 @pytest.mark.parametrize('fused', [True, False], ids=['sdpa', 'written-out'])

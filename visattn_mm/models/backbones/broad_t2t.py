@@ -30,6 +30,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
+from mmcv.cnn.bricks import DropPath
 from mmpretrain.models.backbones import T2T_ViT
 from mmpretrain.models.utils import MultiheadAttention
 from torch import nn
@@ -145,6 +146,11 @@ class BroadT2TViT(T2T_ViT, BaseBackbone):
         self.fused_attn = use_fused_attn()
         fix_attention_scale(self.tokens_to_token)
         fix_attention_scale(self.encoder, encoder_qk_scale)
+        # mmpretrain's drop-path rates are numpy floats: `drop_prob == 0.` is then a numpy bool,
+        # a data-dependent branch that breaks a torch.compile graph in every layer
+        for module in self.modules():
+            if isinstance(module, DropPath):
+                module.drop_prob = float(module.drop_prob)
         self._freeze_stages()
 
     # ------------------------------------------------------------------ freezing
