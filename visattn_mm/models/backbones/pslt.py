@@ -280,8 +280,8 @@ class PSLTStage(nn.Module):
     Args:
         downsample (nn.Module): (B, C_in, H, W) -> (B, C, H/2, W/2).
         blocks (Sequence[nn.Module]): blocks of the stage; on (B, H, W, C) maps when
-            ``channels_last`` (ladder blocks), else on (B, C, H, W) maps.
-        channels_last (bool): the blocks' layout.
+            ``nhwc_blocks`` (ladder blocks), else on (B, C, H, W) maps.
+        nhwc_blocks (bool): the blocks' layout.
         with_cp (bool): checkpoint each block while the input requires grad. Defaults to False.
 
     The (B, C, H, W) result of ladder blocks is a view of their (B, H, W, C) map: channels-last
@@ -290,21 +290,21 @@ class PSLTStage(nn.Module):
     keep_nhwc_memory = False
 
     def __init__(self, downsample: nn.Module, blocks: Sequence[nn.Module],
-                 channels_last: bool, with_cp: bool = False) -> None:
+                 nhwc_blocks: bool, with_cp: bool = False) -> None:
         super().__init__()
         self.downsample = downsample
         self.blocks = nn.ModuleList(blocks)
-        self.channels_last = channels_last
+        self.nhwc_blocks = nhwc_blocks
         self.with_cp = with_cp
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, C_in, H, W) -> (B, C, H/2, W/2)."""
         x = self.downsample(x)
-        if self.channels_last:
+        if self.nhwc_blocks:
             x = x.permute(0, 2, 3, 1)  # (B, H, W, C)
         for block in self.blocks:
             x = maybe_checkpoint(self.with_cp, block, x)
-        if self.channels_last:
+        if self.nhwc_blocks:
             x = x.permute(0, 3, 1, 2)  # (B, C, H, W), channels-last memory
             if not self.keep_nhwc_memory:
                 x = x.contiguous()
@@ -416,7 +416,7 @@ class PSLT(BaseBackbone):
                 heads = num_heads[i - 2]
                 blocks = [LadderBlock(c, heads, window_size, bool(ladder_shift[i - 2]), rate,
                                       norm_cfg) for rate in ladder_rates[i - 2]]
-            stages.append(PSLTStage(down, blocks, channels_last=i >= 2, with_cp=with_cp))
+            stages.append(PSLTStage(down, blocks, nhwc_blocks=i >= 2, with_cp=with_cp))
         self.stages = nn.ModuleList(stages)
         self.norm3 = nn.LayerNorm(self.channels[3]) if final_norm else None
         self._use_channels_last(channels_last)
