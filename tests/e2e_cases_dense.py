@@ -1,6 +1,7 @@
 """End-to-end cases of the Dense attention family, merged into tests/test_e2e.py's ``CASES``
 (same tuple layout: config, toolbox, mini set, iterations or epochs, mini_config overrides,
-metrics). One per task (RetinaNet and Mask R-CNN count as two); the DenseSwin cases need ``visattn_mm.DenseSwinTransformer``."""
+metrics). One per task (RetinaNet and Mask R-CNN count as two); the DenseSwin cases need
+``visattn_mm.DenseSwinTransformer``."""
 from e2e_metrics import CLS, DET, REID, SEM, SEGM
 
 CASES = {
