@@ -36,12 +36,8 @@ def build_in_scope(model_cfg: dict, scope: str = 'mmpretrain'):
     Building without it depends on whatever scope an earlier test (a Runner,
     ``init_default_scope``) left current in the process.
     """
-    import importlib
-
-    from mmengine.registry import DefaultScope
-    registry = importlib.import_module(f'{scope}.registry').MODELS
-    with DefaultScope.overwrite_default_scope(scope):
-        return registry.build(model_cfg)
+    from visattn_mm.visualization.config_model import build_model_in_scope
+    return build_model_in_scope(model_cfg, scope)
 
 
 def build_config_model(config: str, **backbone):

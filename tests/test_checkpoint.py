@@ -152,3 +152,29 @@ def test_authors_loader_leaves_runner_types_allowed(tmp_path):
                 'arr': np.arange(3)}, path)
     assert load_authors_checkpoint(str(path))['best'] == 0.5
     assert set(torch.serialization.get_safe_globals()) == before
+
+
+def test_tools_load_whole_model_checkpoints_checked_and_strict(tmp_path):
+    """visualize.py and export_onnx.py build a config's model with a checkpoint through one
+    function: a truncated file is named as such, one of another model is refused (no random
+    weights behind a warning), a fitting one loads."""
+    import os.path as osp
+
+    from visattn_mm.utils.checkpoint import CorruptCheckpointError
+    from visattn_mm.visualization.config_model import build_model_from_config
+    config = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs', 'fcvit',
+                      'fcvit-tiny_8xb128_in1k.py')
+    model = build_model_from_config(config)
+    good = tmp_path / 'good.pth'
+    torch.save({'state_dict': model.state_dict()}, good)
+    loaded = build_model_from_config(config, str(good))
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
+                                                 loaded.state_dict().values()))
+    truncated = tmp_path / 'truncated.pth'
+    truncated.write_bytes(good.read_bytes()[:1000])
+    with pytest.raises(CorruptCheckpointError, match='truncated.pth'):
+        build_model_from_config(config, str(truncated))
+    other = tmp_path / 'other.pth'
+    torch.save({'state_dict': {'backbone.stem.proj.weight': torch.zeros(1)}}, other)
+    with pytest.raises(RuntimeError, match='(?i)missing|size mismatch'):
+        build_model_from_config(config, str(other))

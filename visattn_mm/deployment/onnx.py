@@ -303,21 +303,6 @@ def build_from_config(config: Union[str, 'mmengine.Config'], checkpoint: Optiona
         nn.Module: the model (a :class:`TensorForward` of it unless ``backbone_only``) or its
         backbone, in eval mode.
     """
-    import importlib
-
-    from mmengine.config import Config
-    from mmengine.model import revert_sync_batchnorm
-    from mmengine.registry import DefaultScope
-    from mmengine.runner import load_checkpoint
-
-    import visattn_mm  # noqa: F401  (registers the backbones)
-    cfg = Config.fromfile(config) if isinstance(config, str) else config
-    scope = cfg.get('default_scope', 'mmengine')
-    registry = importlib.import_module(f'{scope}.registry').MODELS
-    with DefaultScope.overwrite_default_scope(scope):
-        model = registry.build(cfg.model)
-    model = revert_sync_batchnorm(model)
-    if checkpoint is not None:
-        load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
-    model.eval()
+    from visattn_mm.visualization.config_model import build_model_from_config
+    model = build_model_from_config(config, checkpoint)  # (SyncBN -> BN, eval mode)
     return model.backbone if backbone_only else TensorForward(model)

@@ -71,8 +71,10 @@ def build_model_from_config(config: Union[str, Config], checkpoint: Optional[str
     Args:
         config (str | Config): the config file or config.
         checkpoint (str, optional): a checkpoint of the whole model (``state_dict`` with the
-            model's keys, e.g. ``backbone.``). Defaults to None: random initialisation (the
-            backbones' ``init_weights`` is not called, so no Pretrained file is needed).
+            model's keys, e.g. ``backbone.``), checked whole first and loaded strictly: a
+            damaged file or one of another model is an error, never random weights. Defaults to
+            None: random initialisation (the backbones' ``init_weights`` is not called, so no
+            Pretrained file is needed).
         device (str): where the model goes. Defaults to ``'cpu'``.
         backbone (dict, optional): keys that replace the config's backbone settings (e.g. a
             small ``arch`` for tests). Defaults to None.
@@ -89,7 +91,10 @@ def build_model_from_config(config: Union[str, Config], checkpoint: Optional[str
     model = revert_sync_batchnorm(model)
     if checkpoint:
         from mmengine.runner import load_checkpoint
-        load_checkpoint(model, checkpoint, map_location='cpu', strict=False)
+
+        from visattn_mm.utils.checkpoint import check_checkpoint_file
+        check_checkpoint_file(checkpoint)
+        load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
     return model.to(device).eval()
 
 
