@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from visattn_mm.models.backbones import BViT
-from visattn_mm.models.layers import QKVBank, broad_attention, joined_broad_attention
+from visattn_mm.models.layers import broad_attention
 
 
 def reference_broad(qs, ks, vs, out_dims):
@@ -41,25 +41,6 @@ def test_broad_attention_gradients_reach_every_layer():
         assert t.grad is not None and t.grad.abs().sum() > 0
 
 
-
-def test_qkv_bank_joins_like_cat_and_passes_gradients():
-    """The bank's joined views equal torch.cat of the layers' q, k, v (also when the q, k, v
-    are strided views of a qkv projection, as in the model), and gradients reach each layer."""
-    torch.manual_seed(0)
-    B, N, H, d, L = 2, 7, 3, 8, 4
-    raws = [torch.randn(B, N, 3 * H * d, requires_grad=True) for _ in range(L)]
-    qkvs = [r.view(B, N, 3, H, d).permute(2, 0, 3, 1, 4).unbind(0) for r in raws]
-    bank = QKVBank(L)
-    for qkv in qkvs:
-        bank.add(qkv)
-    joined = bank.joined()
-    for ours, parts in zip(joined, zip(*qkvs)):
-        assert torch.equal(ours, torch.cat(parts, dim=-1))
-    joined_broad_attention(*joined, d ** -0.5, 10).square().sum().backward()
-    for r in raws:
-        assert r.grad is not None and r.grad.abs().sum() > 0
-    with pytest.raises(ValueError, match='holds 4 layers'):
-        bank.add(qkvs[0])
 
 def test_model_adds_weighted_broad_output_to_last_layer():
     """The model's output = the plain trunk's last output + 0.4 * reference broad attention of

@@ -9,9 +9,8 @@ After the last of L layers, a parameter-free attention joins every layer's per-h
     Out_broad = BPool(A [v_1 .. v_L])                       (head, layer, d) channels -> C
     z         = Out_deep + 0.4 * Out_broad                  on all tokens
 
-computed as one fused attention over the joined q, k, v (:func:`joined_broad_attention`; the
-layers write their q, k, v into one :class:`QKVBank` buffer as they go); no per-layer map is
-stored. The classifier is LayerNorm + Linear on the cls token (``ln1`` + an mmpretrain
+computed as one fused attention over the joined q, k, v (:func:`broad_attention`); no per-layer
+map is stored. The classifier is LayerNorm + Linear on the cls token (``ln1`` + an mmpretrain
 ``LinearClsHead``).
 """
 from typing import Any, List
@@ -19,7 +18,7 @@ from typing import Any, List
 import torch
 
 from visattn_mm.registry import MODELS
-from ..layers import QKV, QKVBank, broad_attention, joined_broad_attention
+from ..layers import QKV, broad_attention
 from .vit import CrossLayerViT
 
 
@@ -48,23 +47,11 @@ class BViT(CrossLayerViT):
         super().__init__(arch, **kwargs)
         self.broad_weight = broad_weight
 
-    # At inference every layer's q, k, v go into one QKVBank buffer as they come (no torch.cat
-    # at the end). While autograd records they travel as a list and are joined by torch.cat:
-    # the backward of 3L in-place writes into one buffer would copy its whole gradient 3L times.
-    def _remember(self, index: int, qkv: QKV, memory: List[Any]) -> None:
-        if torch.is_grad_enabled():
-            memory.append(qkv)
-            return
-        if not memory:
-            memory.append(QKVBank(self.num_layers))
-        memory[0].add(qkv)
+    def _remember(self, index: int, qkv: QKV) -> QKV:
+        return qkv
 
     def _merge(self, x: torch.Tensor, memory: List[Any]) -> torch.Tensor:
-        scale, fused = self.head_dims ** -0.5, self.layers[0].attn.fused_attn
-        if isinstance(memory[0], QKVBank):
-            q, k, v = memory[0].joined()  # (B, H, N, L*d) each, views of the bank
-            broad = joined_broad_attention(q, k, v, scale, self.embed_dims, fused=fused)
-        else:
-            qs, ks, vs = zip(*memory)
-            broad = broad_attention(qs, ks, vs, scale, self.embed_dims, fused=fused)  # (B, N, C)
+        qs, ks, vs = zip(*memory)
+        broad = broad_attention(qs, ks, vs, self.head_dims ** -0.5, self.embed_dims,
+                                fused=self.layers[0].attn.fused_attn)  # (B, N, C)
         return x + self.broad_weight * broad

@@ -93,6 +93,5 @@ class DenseDeiT(CrossLayerViT):
             memory.append(DenseValueBank(self.num_layers))
         return dict(previous_values=memory[0])
 
-    def _remember(self, index: int, qkv: QKV, memory: List[Any]) -> None:
-        if torch.is_grad_enabled():  # (at inference the bank keeps the value itself)
-            memory.append(qkv[2])
+    def _remember(self, index: int, qkv: QKV) -> Optional[torch.Tensor]:
+        return qkv[2] if torch.is_grad_enabled() else None

@@ -177,8 +177,9 @@ class CrossLayerViT(BaseBackbone):
         """Keyword arguments layer ``index``'s attention gets, given what was kept so far."""
         return {}
 
-    def _remember(self, index: int, qkv: QKV, memory: List[Any]) -> None:
-        """Keep what the family needs of layer ``index`` in ``memory`` (nothing by default)."""
+    def _remember(self, index: int, qkv: QKV) -> Any:
+        """What is kept of layer ``index`` (None: nothing)."""
+        return None
 
     def _merge(self, x: torch.Tensor, memory: List[Any]) -> torch.Tensor:
         """The last layer's output (B, N, C) combined with what was kept."""
@@ -304,7 +305,9 @@ class CrossLayerViT(BaseBackbone):
         for i, layer in enumerate(self.layers):
             inputs = self._layer_inputs(i, memory)
             x, qkv = maybe_checkpoint(self.with_cp and self.training, layer, x, **inputs)
-            self._remember(i, qkv, memory)
+            kept = self._remember(i, qkv)
+            if kept is not None:
+                memory.append(kept)
             if i == self.num_layers - 1:
                 x = self._merge(x, memory)
                 if self.ln1 is not None:

@@ -7,8 +7,7 @@
 * :class:`MultiheadAttention` is a plain multi-head self-attention that returns its per-head
   q, k, v beside its output and can attend over a value it is handed (``value_fn``).
 * :func:`broad_attention` (BViT) and :func:`dense_value_mix` (Dense attention) combine the q, k, v
-  of several layers; both are used by the plain-ViT and the Swin forms. :class:`QKVBank` and
-  :class:`DenseValueBank` keep the layers' tensors in one buffer where that is faster.
+  of several layers; both are used by the plain-ViT and the Swin forms.
 """
 import os
 from typing import Callable, Final, Optional, Sequence, Tuple
@@ -157,21 +156,6 @@ def broad_attention(qs: Sequence[torch.Tensor], ks: Sequence[torch.Tensor],
         Tensor: (B', N, out_dims).
     """
     q, k, v = (torch.cat(list(t), dim=-1) for t in (qs, ks, vs))  # (B', H, N, L*d) each
-    return joined_broad_attention(q, k, v, scale, out_dims, fused=fused)
-
-
-def joined_broad_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float,
-                           out_dims: int, fused: bool = True) -> torch.Tensor:
-    """:func:`broad_attention` of q, k, v already joined on channels (layer-major), e.g. the
-    views :meth:`QKVBank.joined` gives.
-
-    Args:
-        q, k, v (Tensor): (B', H, N, L * d) each.
-        scale, out_dims, fused: see :func:`broad_attention`.
-
-    Returns:
-        Tensor: (B', N, out_dims).
-    """
     out = scaled_dot_product(q, k, v, scale, fused=fused)  # (B', H, N, L*d)
     B, H, N, Ld = out.shape
     out = out.transpose(1, 2).reshape(B, N, H * Ld)  # channels ordered (head, layer, d)
@@ -179,47 +163,6 @@ def joined_broad_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, sc
         return out.view(B, N, out_dims, H * Ld // out_dims).mean(-1)
     return F.adaptive_avg_pool1d(out, out_dims)  # (B', N, out_dims)
 
-
-
-class QKVBank:
-    """The q, k, v of a stack of L layers, written into one buffer as each layer makes them, so
-    that the joined tensors broad attention needs are views of that buffer.
-
-    ``torch.cat`` of the per-layer q, k, v (views into each layer's qkv projection) copies
-    through a strided path; writing each layer's q, k, v once into a buffer laid out
-    (B, N, 3, H, L, d) moves the same bytes in runs of d and was 2.2-2.4x faster on the 2-core
-    CPU. The writes are differentiable copies (gradients reach every layer's q, k, v), but the
-    backward of each in-place write copies the whole buffer's gradient: use it at inference and
-    ``torch.cat`` (:func:`broad_attention`) while autograd records.
-
-    Args:
-        capacity (int): the number of layers L.
-    """
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self.count = 0
-        self.buffer: Optional[torch.Tensor] = None
-
-    def add(self, qkv: QKV) -> None:
-        """Keep one layer's (q, k, v), each (B, H, N, d)."""
-        if self.count >= self.capacity:
-            raise ValueError(f'QKVBank holds {self.capacity} layers; got one more')
-        q = qkv[0]
-        if self.buffer is None:
-            B, H, N, d = q.shape
-            self.buffer = q.new_empty((B, N, 3, H, self.capacity, d))
-        for i, t in enumerate(qkv):
-            self.buffer[:, :, i, :, self.count].copy_(t.transpose(1, 2))  # (B, N, H, d)
-        self.count += 1
-
-    def joined(self) -> QKV:
-        """q, k, v joined on channels, layer-major: each (B, H, N, count * d), views."""
-        if self.buffer is None:
-            raise ValueError('QKVBank is empty')
-        kept = self.buffer[:, :, :, :, :self.count]  # (B, N, 3, H, count, d)
-        q, k, v = kept.permute(2, 0, 3, 1, 4, 5).flatten(4).unbind(0)
-        return q, k, v
 
 def dense_value_mix(v: torch.Tensor, previous: Sequence[torch.Tensor],
                     weights: torch.Tensor) -> torch.Tensor:
