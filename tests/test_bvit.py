@@ -41,7 +41,6 @@ def test_broad_attention_gradients_reach_every_layer():
         assert t.grad is not None and t.grad.abs().sum() > 0
 
 
-
 def test_model_adds_weighted_broad_output_to_last_layer():
     """The model's output = the plain trunk's last output + 0.4 * reference broad attention of
     the layers' q, k, v (captured by hooks), through the final norm."""
