@@ -21,7 +21,6 @@ branch's output y_{i-1} and adds LN(x_i) inside the attention (the released inne
     Z   = Y * sigmoid(FC2(ReLU(FC1(Y))))             (pixel-adaptive fusion, per token)
     out = Z + Linear(Z)
 """
-from collections import OrderedDict
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -32,38 +31,10 @@ from torch import nn
 
 from visattn_mm.registry import MODELS
 from .base import BaseBackbone, maybe_checkpoint
-from ..layers import ExternalValueWindowMSA, ShiftWindowMSA, WindowMSA, is_tracing
+from ..layers import (ConvGeluNorm, ExternalValueWindowMSA, ShiftWindowMSA, WindowMSA,
+                      is_tracing, run_conv_units)
 
 NUM_BRANCHES = 3
-
-
-def conv_gelu_norm(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                   groups: int = 1, bias: bool = False, act: bool = True,
-                   norm_cfg: Optional[dict] = None) -> nn.Sequential:
-    """conv -> GELU -> norm, the order of every conv unit in the released code.
-
-    (The activation comes *before* the BN; ``act=False`` gives conv -> norm.)
-    Keys: ``conv``, ``norm``.
-
-    Args:
-        in_channels (int): input channels C_in.
-        out_channels (int): output channels C_out.
-        kernel_size (int): the conv's square kernel k; padded by k // 2.
-        stride (int): the conv's stride. Defaults to 1.
-        groups (int): the conv's groups. Defaults to 1.
-        bias (bool): bias in the conv. Defaults to False.
-        act (bool): GELU between the conv and the norm. Defaults to True.
-        norm_cfg (dict, optional): the norm. Defaults to None: ``dict(type='BN')``.
-
-    Returns:
-        nn.Sequential: (B, C_in, H, W) -> (B, C_out, H / stride, W / stride).
-    """
-    layers = [('conv', nn.Conv2d(in_channels, out_channels, kernel_size, stride,
-                                 kernel_size // 2, groups=groups, bias=bias))]
-    if act:
-        layers.append(('act', nn.GELU()))
-    layers.append(('norm', build_norm_layer(norm_cfg or dict(type='BN'), out_channels)[1]))
-    return nn.Sequential(OrderedDict(layers))
 
 
 class SqueezeExcite(nn.Module):
@@ -104,16 +75,17 @@ class MV2BlockSE(nn.Module):
         super().__init__()
         hidden_dims = in_channels * expansion
         self.use_shortcut = stride == 1 and in_channels == out_channels
-        self.expand = conv_gelu_norm(in_channels, hidden_dims, 1, norm_cfg=norm_cfg)
-        self.depthwise = conv_gelu_norm(hidden_dims, hidden_dims, 3, stride, groups=hidden_dims,
+        self.expand = ConvGeluNorm(in_channels, hidden_dims, 1, norm_cfg=norm_cfg)
+        self.depthwise = ConvGeluNorm(hidden_dims, hidden_dims, 3, stride, groups=hidden_dims,
                                         norm_cfg=norm_cfg)
-        self.project = conv_gelu_norm(hidden_dims, out_channels, 1, act=False,
+        self.project = ConvGeluNorm(hidden_dims, out_channels, 1, act=False,
                                       norm_cfg=norm_cfg)
         self.se = SqueezeExcite(out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, C_in, H, W) -> (B, C_out, H / stride, W / stride)."""
-        out = self.se(self.project(self.depthwise(self.expand(x))))
+        # (at inference two of the three BNs fold into the project conv)
+        out = self.se(run_conv_units(x, (self.expand, self.depthwise, self.project)))
         return x + out if self.use_shortcut else out
 
 
@@ -131,16 +103,16 @@ class LightMlp(nn.Module):
     def __init__(self, embed_dims: int, hidden_dims: int,
                  norm_cfg: Optional[dict] = None) -> None:
         super().__init__()
-        self.pw1 = conv_gelu_norm(embed_dims, hidden_dims, 1, bias=True, norm_cfg=norm_cfg)
-        self.dw = conv_gelu_norm(hidden_dims, hidden_dims, 3, groups=hidden_dims, bias=True,
+        self.pw1 = ConvGeluNorm(embed_dims, hidden_dims, 1, bias=True, norm_cfg=norm_cfg)
+        self.dw = ConvGeluNorm(hidden_dims, hidden_dims, 3, groups=hidden_dims, bias=True,
                                  norm_cfg=norm_cfg)
-        self.pw2 = conv_gelu_norm(hidden_dims, embed_dims, 1, bias=True, act=False,
+        self.pw2 = ConvGeluNorm(hidden_dims, embed_dims, 1, bias=True, act=False,
                                   norm_cfg=norm_cfg)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, H, W, C) -> (B, H, W, C)."""
         x = x.permute(0, 3, 1, 2)  # (B, C, H, W)
-        x = self.pw2(self.dw(self.pw1(x)))
+        x = run_conv_units(x, (self.pw1, self.dw, self.pw2))
         return x.permute(0, 2, 3, 1)  # (B, H, W, C)
 
 
@@ -398,9 +370,9 @@ class PSLT(BaseBackbone):
                              f'got {ladder_shift}')
 
         self.stem = nn.Sequential(
-            conv_gelu_norm(in_channels, C0 // 2, 3, stride=2, norm_cfg=norm_cfg),
-            conv_gelu_norm(C0 // 2, C0, 3, norm_cfg=norm_cfg),
-            conv_gelu_norm(C0, C0, 3, norm_cfg=norm_cfg))
+            ConvGeluNorm(in_channels, C0 // 2, 3, stride=2, norm_cfg=norm_cfg),
+            ConvGeluNorm(C0 // 2, C0, 3, norm_cfg=norm_cfg),
+            ConvGeluNorm(C0, C0, 3, norm_cfg=norm_cfg))
 
         dpr = torch.linspace(0, drop_path_rate, depths[2] + depths[3]).tolist()
         ladder_rates = [dpr[:depths[2]], dpr[depths[2]:]]

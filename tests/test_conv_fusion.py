@@ -1,0 +1,108 @@
+"""The fused inference path of conv -> GELU -> BN units equals the plain modules."""
+import pytest
+import torch
+from torch import nn
+
+from visattn_mm.models.backbones.pslt import PSLT, LightMlp, MV2BlockSE
+from visattn_mm.models.layers import ConvGeluNorm, run_conv_units
+
+
+def randomise_bns(model: nn.Module) -> nn.Module:
+    """Running statistics and affine far from the identity, so that a wrong fold shows."""
+    g = torch.Generator().manual_seed(0)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * .5)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) * 2 + .2)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + .5)
+            m.bias.data.copy_(torch.randn(m.num_features, generator=g) * .3)
+    return model
+
+
+def fused_and_plain(model: nn.Module, x: torch.Tensor):
+    model.eval()
+    with torch.no_grad():  # fused
+        fused = model(x)
+    with torch.enable_grad():  # autograd records: the plain modules
+        plain = model(x)
+    return fused, plain
+
+
+def rel(a, b):
+    return ((a - b).norm() / b.norm()).item()
+
+
+@pytest.mark.parametrize('memory_format', [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize('block', [
+    lambda: MV2BlockSE(16, 16),                     # shortcut
+    lambda: MV2BlockSE(16, 24, stride=2),           # strided depthwise
+    lambda: LightMlp(12, 12),                       # convs with bias
+], ids=['mv2', 'mv2-stride2', 'light-mlp'])
+def test_block_fused_equals_plain(block, memory_format, one_thread):
+    torch.manual_seed(0)
+    model = randomise_bns(block()).to(memory_format=memory_format)
+    if isinstance(model, LightMlp):
+        x = torch.randn(2, 9, 11, 12)  # (B, H, W, C)
+    else:
+        x = torch.randn(2, 16, 9, 11).to(memory_format=memory_format)
+    fused, plain = fused_and_plain(model, x)
+    assert fused.shape == plain.shape
+    assert rel(fused, plain) < 1e-5
+
+
+def test_fused_path_is_taken_and_folds_two_bns(monkeypatch, one_thread):
+    model = randomise_bns(MV2BlockSE(8, 8)).eval()
+    calls = {'conv': 0, 'norm': 0}
+    conv_op = torch.ops.mkldnn._convolution_pointwise
+
+    class CountingOps:  # torch.ops.mkldnn stand-in that counts the fused convs
+        @staticmethod
+        def _convolution_pointwise(*args):
+            calls['conv'] += 1
+            return conv_op(*args)
+
+    monkeypatch.setattr(torch.ops, 'mkldnn', CountingOps)
+    for unit in (model.expand, model.depthwise, model.project):
+        unit.norm.register_forward_hook(lambda *_: calls.__setitem__('norm', calls['norm'] + 1))
+    with torch.no_grad():
+        model(torch.randn(1, 8, 6, 6))
+    # three convs, one BN left (after the expand GELU, before the padded depthwise conv)
+    assert calls == {'conv': 3, 'norm': 1}
+
+
+def test_training_and_other_norms_take_the_plain_modules(one_thread):
+    unit = ConvGeluNorm(4, 6, 1, norm_cfg=dict(type='GN', num_groups=2)).eval()
+    x = torch.randn(1, 4, 5, 5)
+    with torch.no_grad():
+        assert not unit.fusable(x)  # no BatchNorm to fold
+        torch.testing.assert_close(unit(x), unit.norm(unit.act(unit.conv(x))))
+    bn_unit = ConvGeluNorm(4, 6, 1)
+    with torch.no_grad():
+        assert not bn_unit.train().fusable(x)  # batch statistics
+        assert bn_unit.eval().fusable(x)
+        assert not bn_unit.fusable(x.double())
+    assert not bn_unit.fusable(x)  # autograd records
+
+
+def test_pslt_fused_equals_plain(one_thread):
+    torch.manual_seed(0)
+    model = randomise_bns(PSLT(arch=dict(embed_dims=12, depths=(2, 1, 2, 1), num_heads=(2, 2)),
+                               out_indices=(0, 1, 2, 3)))
+    fused, plain = fused_and_plain(model, torch.randn(2, 3, 96, 72))
+    for a, b in zip(fused, plain):
+        assert a.is_contiguous() and rel(a, b) < 1e-5
+
+
+def test_run_conv_units_folds_only_into_1x1(one_thread):
+    # a BN before a padded 3x3 conv must stay (the pad would see its shift)
+    units = [randomise_bns(ConvGeluNorm(4, 8, 1)), randomise_bns(ConvGeluNorm(8, 8, 3)),
+             randomise_bns(ConvGeluNorm(8, 4, 1, act=False))]
+    x = torch.randn(2, 4, 7, 7)
+    for u in units:
+        u.eval()
+    with torch.no_grad():
+        fused = run_conv_units(x, units)
+        plain = x
+        for u in units:
+            plain = u.norm(u.act(u.conv(plain)) if u.act is not None else u.conv(plain))
+    assert rel(fused, plain) < 1e-5

@@ -1,0 +1,128 @@
+"""conv -> GELU -> BatchNorm units that run fused at inference on the CPU.
+
+At inference (eval mode, no autograd) a BatchNorm is a fixed affine map per channel, so
+* a BN right after a conv folds into the conv's weight and bias;
+* a BN whose output feeds a 1x1 conv folds into that conv's input channels (not into a padded
+  k x k conv: the conv would see the BN's shift, not zero, at the padding);
+* the GELU (erf) runs inside the conv as a oneDNN post-op (``mkldnn::_convolution_pointwise``,
+  the op inductor emits for the same pattern).
+
+Each of these saves a whole pass over the feature map, which on the CPU costs about as much as
+the conv itself (a 16x288x56x56 map: conv 20 ms, GELU 27 ms, BN 18 ms). The fused unit equals
+the unfused one to float rounding (~1e-7 relative). Training, autograd, tracing, compilation,
+autocast and non-CPU tensors take the plain modules.
+"""
+from typing import Optional, Sequence, Tuple
+
+import torch
+from mmcv.cnn import build_norm_layer
+from torch import nn
+
+from .tracing import is_tracing
+
+Affine = Tuple[torch.Tensor, torch.Tensor]  # per-channel (scale, shift)
+
+
+def inference_fusion_enabled(x: torch.Tensor, module: nn.Module) -> bool:
+    """Whether ``module`` may run its fused inference path on ``x``."""
+    # (compiling first: dynamo then skips the rest, which it cannot trace, and inductor fuses)
+    return (not torch.compiler.is_compiling() and not is_tracing()
+            and not module.training and not torch.is_grad_enabled()
+            and x.device.type == 'cpu' and x.dtype == torch.float32
+            and torch.backends.mkldnn.is_available()
+            and not torch.is_autocast_enabled('cpu'))
+
+
+def bn_affine(norm: nn.Module) -> Optional[Affine]:
+    """The (scale, shift) of a BatchNorm in eval mode with running statistics, else None."""
+    if not isinstance(norm, nn.modules.batchnorm._BatchNorm) or norm.training \
+            or norm.running_mean is None:
+        return None
+    scale = (norm.running_var + norm.eps).rsqrt()
+    if norm.weight is not None:
+        scale = scale * norm.weight
+    shift = -norm.running_mean * scale
+    if norm.bias is not None:
+        shift = shift + norm.bias
+    return scale, shift
+
+
+class ConvGeluNorm(nn.Module):
+    """conv -> GELU -> norm (``act=False``: conv -> norm); keys ``conv``, ``norm``.
+
+    At inference on the CPU (see :func:`inference_fusion_enabled`) the conv and GELU run as one
+    oneDNN op and a BatchNorm is folded where that is exact (see the module's docstring).
+
+    Args:
+        in_channels (int): input channels C_in.
+        out_channels (int): output channels C_out.
+        kernel_size (int): the conv's square kernel k; padded by k // 2.
+        stride (int): the conv's stride. Defaults to 1.
+        groups (int): the conv's groups. Defaults to 1.
+        bias (bool): bias in the conv. Defaults to False.
+        act (bool): GELU between the conv and the norm. Defaults to True.
+        norm_cfg (dict, optional): the norm. Defaults to None: ``dict(type='BN')``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 groups: int = 1, bias: bool = False, act: bool = True,
+                 norm_cfg: Optional[dict] = None) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, kernel_size // 2,
+                              groups=groups, bias=bias)
+        self.act = nn.GELU() if act else None
+        self.norm = build_norm_layer(norm_cfg or dict(type='BN'), out_channels)[1]
+        # a BN before this conv can be folded into it: 1x1, stride 1, no groups
+        self.takes_input_affine = kernel_size == 1 and stride == 1 and groups == 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, C_in, H, W) -> (B, C_out, H / stride, W / stride)."""
+        return run_conv_units(x, (self, ))
+
+    def fusable(self, x: torch.Tensor) -> bool:
+        return inference_fusion_enabled(x, self) and bn_affine(self.norm) is not None
+
+    def fused(self, x: torch.Tensor, in_affine: Optional[Affine] = None,
+              apply_norm: bool = True) -> torch.Tensor:
+        """The unit as one oneDNN conv (only where :meth:`fusable`).
+
+        Args:
+            x (Tensor): (B, C_in, H, W).
+            in_affine (tuple, optional): (scale, shift) of a BN between the previous unit and
+                this one (1x1 convs only), folded into this conv. Defaults to None.
+            apply_norm (bool): False leaves this unit's norm to the next unit (its
+                ``in_affine``). Defaults to True.
+        """
+        weight, bias = self.conv.weight, self.conv.bias
+        if in_affine is not None:  # W (s x + t) + b = (W s) x + (b + W t)
+            scale, shift = in_affine
+            shift_out = torch.mv(weight.flatten(1), shift)
+            weight = weight * scale[None, :, None, None]
+            bias = shift_out if bias is None else bias + shift_out
+        gelu = self.act is not None
+        if apply_norm and not gelu:  # S (W x + b) + T
+            scale, shift = bn_affine(self.norm)
+            weight = weight * scale[:, None, None, None]
+            bias = shift if bias is None else bias * scale + shift
+            apply_norm = False
+        conv = self.conv
+        y = torch.ops.mkldnn._convolution_pointwise(
+            x, weight, bias, list(conv.padding), list(conv.stride), list(conv.dilation),
+            conv.groups, 'gelu' if gelu else 'none', [], 'none' if gelu else None)
+        return self.norm(y) if apply_norm else y
+
+
+def run_conv_units(x: torch.Tensor, units: Sequence[ConvGeluNorm]) -> torch.Tensor:
+    """``units`` one after the other; at inference fused, each BN that is followed by a 1x1
+    unit folded into that unit."""
+    if not all(unit.fusable(x) for unit in units):
+        for unit in units:
+            x = unit.norm(unit.act(unit.conv(x)) if unit.act is not None else unit.conv(x))
+        return x
+    pending: Optional[Affine] = None
+    for unit, following in zip(units, [*units[1:], None]):
+        defer = (unit.act is not None and following is not None
+                 and following.takes_input_affine)
+        x = unit.fused(x, in_affine=pending, apply_norm=not defer)
+        pending = bn_affine(unit.norm) if defer else None
+    return x
