@@ -43,7 +43,7 @@ def reference_forward(model, x):
         values[i] = v
         out = attn_mod.proj(out.transpose(1, 2).reshape(B, N, -1))
         tokens = tokens + out
-        tokens = tokens + layer.ffn(layer.ln2(tokens))
+        tokens = tokens + layer.ffn.layers(layer.ln2(tokens))
     return model.ln1(tokens)[:, 0]
 
 

@@ -60,7 +60,7 @@ from mmpretrain.models.utils import WindowMSA as MMPWindowMSA
 from torch import nn
 
 from visattn_mm.registry import MODELS
-from ..layers import (broad_attention, dense_value_mix, is_tracing, resize_pos_embed,
+from ..layers import (broad_attention, dense_value_mix, ffn_residual, is_tracing, resize_pos_embed,
                       scaled_dot_product, shift_window_mask, use_fused_attn, window_partition,
                       window_reverse)
 from .base import BaseBackbone, maybe_checkpoint
@@ -340,7 +340,7 @@ class CrossLayerSwin(SwinTransformer, BaseBackbone):
         out = attn.w_msa.attend(*(to_windows(t, ws, shift) for t in (q, k, value)), mask=mask)
         out = from_windows(out, ws, shift, Hp, Wp)[:, :H, :W].reshape(B, L, C)
         x = x + attn.drop(out)
-        x = block.ffn(block.norm2(x), identity=x)
+        x = ffn_residual(block.ffn, block.norm2(x), identity=x)
         return x, self._remember(q, k, v)
 
     def _stage_forward(self, stage: nn.Module, x: torch.Tensor,

@@ -25,7 +25,7 @@ from mmengine.logging import print_log
 from mmengine.model.weight_init import trunc_normal_
 from torch import nn
 
-from ..layers import QKV, MultiheadAttention, is_tracing, resize_pos_embed
+from ..layers import QKV, MultiheadAttention, ffn_residual, is_tracing, resize_pos_embed
 from .base import BaseBackbone, _split_init_cfg, maybe_checkpoint
 
 
@@ -58,16 +58,17 @@ class TransformerBlock(nn.Module):
         self.attn = attn_cls(embed_dims, num_heads, head_dims=head_dims, qkv_bias=qkv_bias,
                              proj_drop=drop_rate, **(attn_cfg or {}))
         self.ln2 = build_norm_layer(norm_cfg, embed_dims)[1]
+        drop_path = dict(type='DropPath', drop_prob=drop_path_rate) if drop_path_rate > 0 \
+            else None
         self.ffn = FFN(embed_dims, feedforward_channels, num_fcs=2, ffn_drop=drop_rate,
-                       act_cfg=act_cfg or dict(type='GELU'), add_identity=False)
+                       dropout_layer=drop_path, act_cfg=act_cfg or dict(type='GELU'))
         self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor, **attn_inputs: Any) -> Tuple[torch.Tensor, QKV]:
         """x: (B, N, C) -> (B, N, C) and the attention's (q, k, v), each (B, H, N, d)."""
         out, qkv = self.attn(self.ln1(x), **attn_inputs)
         x = x + self.drop_path(out)
-        x = x + self.drop_path(self.ffn(self.ln2(x)))
-        return x, qkv
+        return ffn_residual(self.ffn, self.ln2(x), identity=x), qkv  # x + DP(FFN(LN2 x))
 
 
 class CrossLayerViT(BaseBackbone):

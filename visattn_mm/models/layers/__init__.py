@@ -1,6 +1,6 @@
 from .attention import (QKV, DenseValueBank, MultiheadAttention, broad_attention,
                         dense_value_mix, scaled_dot_product, use_fused_attn)
-from .conv_fusion import ConvGeluNorm, run_conv_units
+from .fused_inference import ConvGeluNorm, ffn_residual, run_conv_units
 from .tracing import is_tracing, resize_pos_embed
 from .window_attention import (ExternalValueWindowMSA, ShiftWindowMSA, WindowMSA,
                                relative_position_index, shift_window_mask, window_partition,
@@ -8,6 +8,6 @@ from .window_attention import (ExternalValueWindowMSA, ShiftWindowMSA, WindowMSA
 
 __all__ = ['QKV', 'ConvGeluNorm', 'DenseValueBank', 'ExternalValueWindowMSA',
            'MultiheadAttention', 'ShiftWindowMSA', 'WindowMSA', 'broad_attention',
-           'dense_value_mix', 'is_tracing', 'relative_position_index', 'resize_pos_embed',
-           'run_conv_units', 'scaled_dot_product', 'shift_window_mask', 'use_fused_attn',
-           'window_partition', 'window_reverse']
+           'dense_value_mix', 'ffn_residual', 'is_tracing', 'relative_position_index',
+           'resize_pos_embed', 'run_conv_units', 'scaled_dot_product', 'shift_window_mask',
+           'use_fused_attn', 'window_partition', 'window_reverse']

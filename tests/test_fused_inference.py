@@ -106,3 +106,38 @@ def test_run_conv_units_folds_only_into_1x1(one_thread):
         for u in units:
             plain = u.norm(u.act(u.conv(plain)) if u.act is not None else u.conv(plain))
     assert rel(fused, plain) < 1e-5
+
+
+@pytest.mark.parametrize('ffn_cfg', [
+    dict(),
+    dict(act_cfg=dict(type='ReLU')),
+    dict(layer_scale_init_value=0.5),
+    dict(dropout_layer=dict(type='DropPath', drop_prob=0.3)),  # identity at eval
+], ids=['gelu', 'relu', 'layer-scale', 'drop-path'])
+def test_chunked_ffn_equals_mmcv_ffn(ffn_cfg, monkeypatch, one_thread):
+    from mmcv.cnn.bricks.transformer import FFN
+
+    from visattn_mm.models.layers import fused_inference, ffn_residual
+    monkeypatch.setattr(fused_inference, 'FFN_CHUNK_BYTES', 4 * 40 * 8)  # chunks of 64 rows
+    torch.manual_seed(0)
+    ffn = FFN(24, 40, num_fcs=2, **ffn_cfg).eval()
+    x, identity = torch.randn(2, 100, 24), torch.randn(2, 100, 24)
+    with torch.no_grad():
+        plain = identity + ffn.gamma2(ffn.layers(x))
+        calls = []
+        ffn.layers.register_forward_hook(lambda *_: calls.append(1))
+        chunked = ffn_residual(ffn, x, identity)
+    assert len(calls) == 4  # 200 rows in chunks of 64
+    assert chunked.shape == plain.shape and rel(chunked, plain) < 1e-6
+    calls.clear()
+    ffn_residual(ffn, x, identity)  # autograd records: the plain FFN, once
+    assert len(calls) == 1
+
+
+def test_vit_block_fused_equals_plain(one_thread):
+    from visattn_mm.models.backbones.vit import TransformerBlock
+    torch.manual_seed(0)
+    block = TransformerBlock(32, 2, 64, drop_path_rate=0.2)
+    x = torch.randn(2, 9, 32)
+    (fused, _), (plain, _) = fused_and_plain(block, x)
+    assert rel(fused, plain) < 1e-6
