@@ -5,6 +5,10 @@
     python tools/benchmark.py --interleave --models deit-ti bvit-ti dense-deit-ti \
         --sizes 224x224x16                                     # ratios to the first model
 
+On the CPU the benchmark (like ``tools/train.py`` and ``tools/test.py``) first lets glibc's malloc
+keep freed memory for reuse (``--malloc default`` does not): otherwise every tensor above 32 MiB
+is a fresh mmap that the kernel zero-fills page by page, a third of a PSLT training step.
+
 ``--interleave`` builds every model in one process and times them in turns (A B C A B C ...),
 inference and a training step (forward + backward), and reports the median images/s of the
 rounds and the ratio to the first model (the anchor): on a shared, drifting machine ratios
@@ -176,11 +180,18 @@ def main(argv=None) -> None:
                         help='all models in one process, in turns; ratios to the first model')
     parser.add_argument('--rounds', type=int, default=5, help='turns per model (--interleave)')
     parser.add_argument('--table', choices=sorted(TABLES), help='the models of one table')
+    parser.add_argument('--malloc', choices=['keep', 'default'], default='keep',
+                        help='CPU: keep: glibc malloc keeps freed memory for reuse, as the '
+                        'tools set it (visattn_mm.apis.cpu.keep_freed_cpu_memory); default: '
+                        "glibc's own settings (a fresh mmap per large tensor)")
     parser.add_argument('--child', nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
+    if args.malloc == 'keep' and args.device == 'cpu':
+        from visattn_mm.apis.cpu import keep_freed_cpu_memory
+        keep_freed_cpu_memory()
     if args.table:
         args.models = TABLES[args.table]
     if args.interleave:
@@ -210,7 +221,7 @@ def main(argv=None) -> None:
     for size in args.sizes:
         for name in models:
             cmd = [sys.executable, __file__, '--child', name, size, '--device', args.device,
-                   '--seconds', str(args.seconds)]
+                   '--seconds', str(args.seconds), '--malloc', args.malloc]
             if args.threads:
                 cmd += ['--threads', str(args.threads)]
             out = subprocess.run(cmd, capture_output=True, text=True)

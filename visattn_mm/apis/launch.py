@@ -503,6 +503,14 @@ def test_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _tune_cpu_allocator() -> None:
+    if on_cpu():
+        from .cpu import keep_freed_cpu_memory
+        if keep_freed_cpu_memory():
+            _log('CPU run: glibc malloc keeps freed memory for reuse (no fresh mmap per large '
+                 'tensor); VISATTN_KEEP_CPU_MEMORY=0 keeps its defaults')
+
+
 def _with_process_group(launcher: str, cfg: Config, run):
     started = setup_distributed(cfg, launcher)
     try:
@@ -529,6 +537,7 @@ def train(args: argparse.Namespace):
     prepare_train_config(cfg, amp=args.amp, auto_scale_lr=args.auto_scale_lr,
                          resume=args.resume)
     check_checkpoint(cfg)
+    _tune_cpu_allocator()
 
     def run():
         runner = build_runner(cfg)
@@ -551,6 +560,7 @@ def test(args: argparse.Namespace) -> dict:
     cfg = load_config(args.config, args.cfg_options, args.work_dir)
     prepare_test_config(cfg, args.checkpoint, args.out)
     check_checkpoint(cfg)
+    _tune_cpu_allocator()
     return _with_process_group(args.launcher, cfg, lambda: build_runner(cfg).test())
 
 
