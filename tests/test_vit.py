@@ -119,7 +119,6 @@ def test_with_cp_same_output_and_grads(cls):
 def test_drop_path_schedule(cls):
     model = cls(dict(SMALL), drop_path_rate=0.2)
     rates = [getattr(layer.drop_path, 'drop_prob', 0.) for layer in model.layers]
-    assert isinstance(model.layers[0].drop_path, torch.nn.Identity)
     assert rates[0] == 0 and rates[-1] == pytest.approx(0.2) and rates == sorted(rates)
 
 

@@ -20,10 +20,10 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 from mmcv.cnn import build_norm_layer
-from mmcv.cnn.bricks import DropPath
 
 from visattn_mm.registry import MODELS
 from .base import BaseBackbone, maybe_checkpoint
+from ..layers import DropPath
 
 
 class GlobalContext(nn.Module):
@@ -169,14 +169,16 @@ class FCViTBlock(nn.Module):
         self.channel_mixer = ChannelMixer(embed_dims, int(embed_dims * mlp_ratio))
         self.layer_scale_1 = nn.Parameter(torch.full((embed_dims,), layer_scale_init_value))
         self.layer_scale_2 = nn.Parameter(torch.full((embed_dims,), layer_scale_init_value))
-        self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0 else nn.Identity()
+        self.drop_path = DropPath(drop_path_rate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, C, H, W) -> (B, C, H, W)."""
-        # 1-D scales, as released (and so they count as flat, no-decay parameters)
-        x = x + self.drop_path(self.layer_scale_1[:, None, None] * self.token_mixer(self.norm1(x)))
-        return x + self.drop_path(
-            self.layer_scale_2[:, None, None] * self.channel_mixer(self.norm2(x)))
+        # 1-D scales, as released (and so they count as flat, no-decay parameters); scale, drop
+        # path and residual sum in one pass
+        x = self.drop_path.add(x, self.token_mixer(self.norm1(x)),
+                               self.layer_scale_1[:, None, None])
+        return self.drop_path.add(x, self.channel_mixer(self.norm2(x)),
+                                  self.layer_scale_2[:, None, None])
 
 
 class ConvBN(nn.Sequential):

@@ -26,12 +26,11 @@ from typing import List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
-from mmcv.cnn.bricks import DropPath
 from torch import nn
 
 from visattn_mm.registry import MODELS
 from .base import BaseBackbone, maybe_checkpoint
-from ..layers import (ConvGeluNorm, ExternalValueWindowMSA, ShiftWindowMSA, WindowMSA,
+from ..layers import (ConvGeluNorm, DropPath, ExternalValueWindowMSA, ShiftWindowMSA, WindowMSA,
                       is_tracing, run_conv_units)
 
 NUM_BRANCHES = 3
@@ -144,7 +143,7 @@ class LadderBranch(nn.Module):
                                    window_msa=ExternalValueWindowMSA if ladder else WindowMSA)
         self.norm2 = nn.LayerNorm(embed_dims)
         self.mlp = LightMlp(embed_dims, embed_dims, norm_cfg=norm_cfg)
-        self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0 else nn.Identity()
+        self.drop_path = DropPath(drop_path_rate)
 
     def forward(self, x: torch.Tensor, v: Optional[torch.Tensor] = None) -> torch.Tensor:
         """
@@ -160,8 +159,8 @@ class LadderBranch(nn.Module):
         a = self.attn(y, v)
         if self.ladder:
             a = a + y  # the released inner residual LN1(x_i), added to the attention output
-        x = x + self.drop_path(a)
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+        x = self.drop_path.add(x, a)
+        return self.drop_path.add(x, self.mlp(self.norm2(x)))
 
 
 class PixelAdaptiveFusion(nn.Module):

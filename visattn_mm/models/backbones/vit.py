@@ -19,13 +19,13 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Type, Union
 import torch
 import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
-from mmcv.cnn.bricks import DropPath
 from mmcv.cnn.bricks.transformer import FFN
 from mmengine.logging import print_log
 from mmengine.model.weight_init import trunc_normal_
 from torch import nn
 
-from ..layers import QKV, MultiheadAttention, ffn_residual, is_tracing, resize_pos_embed
+from ..layers import (QKV, DropPath, MultiheadAttention, ffn_residual, is_tracing,
+                      resize_pos_embed)
 from .base import BaseBackbone, _split_init_cfg, maybe_checkpoint
 
 
@@ -62,12 +62,12 @@ class TransformerBlock(nn.Module):
             else None
         self.ffn = FFN(embed_dims, feedforward_channels, num_fcs=2, ffn_drop=drop_rate,
                        dropout_layer=drop_path, act_cfg=act_cfg or dict(type='GELU'))
-        self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0 else nn.Identity()
+        self.drop_path = DropPath(drop_path_rate)
 
     def forward(self, x: torch.Tensor, **attn_inputs: Any) -> Tuple[torch.Tensor, QKV]:
         """x: (B, N, C) -> (B, N, C) and the attention's (q, k, v), each (B, H, N, d)."""
         out, qkv = self.attn(self.ln1(x), **attn_inputs)
-        x = x + self.drop_path(out)
+        x = self.drop_path.add(x, out)
         return ffn_residual(self.ffn, self.ln2(x), identity=x), qkv  # x + DP(FFN(LN2 x))
 
 
