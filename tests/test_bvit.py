@@ -21,8 +21,9 @@ def reference_broad(qs, ks, vs, out_dims):
     return torch.nn.AdaptiveAvgPool1d(out_dims)(out)
 
 
+# pooling windows inside heads (V pooled first), across heads, and uneven (adaptive)
 @pytest.mark.parametrize('heads, layers, d, out_dims', [(3, 12, 64, 192), (2, 3, 8, 16),
-                                                        (2, 3, 8, 10)])
+                                                        (3, 1, 8, 8), (2, 3, 8, 10)])
 @pytest.mark.parametrize('fused', [True, False])
 def test_broad_attention_equals_reference(heads, layers, d, out_dims, fused):
     torch.manual_seed(0)

@@ -48,10 +48,12 @@ def scaled_dot_product(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale:
     Returns:
         Tensor: (..., N, d_v).
     """
-    if fused and bias is not None and q.device.type == 'cpu' and bias.requires_grad \
-            and torch.is_grad_enabled():
-        # no CPU kernel returns the mask's gradient: SDPA would take its math fallback, which
-        # is slower than the formula written out below (~1.2x, PSLT's windows)
+    if fused and q.device.type == 'cpu' and (
+            v.shape[-1] != q.shape[-1]
+            or bias is not None and bias.requires_grad and torch.is_grad_enabled()):
+        # CPU's fused kernel needs v as wide as q, and returns no gradient for a mask: else SDPA
+        # takes its math fallback, slower than the formula written out below (~1.2x, PSLT's
+        # windows)
         fused = False
     if fused:
         if bias is not None:
@@ -151,7 +153,9 @@ def broad_attention(qs: Sequence[torch.Tensor], ks: Sequence[torch.Tensor],
         O   = A V                                                          (N, L * d) per head
         out = BPool(O)   adaptive average pooling over the (head, layer, d)-ordered channels
 
-    computed as one attention over the joined tensors: no per-layer map is ever formed.
+    computed as one attention over the joined tensors: no per-layer map is ever formed. When
+    every pooling window lies inside one head (all released forms), V is pooled before the
+    attention (``A BPool(V)``, the same numbers up to rounding).
 
     Args:
         qs, ks, vs (Sequence[Tensor]): L tensors each, (B', H, N, d).
@@ -163,11 +167,19 @@ def broad_attention(qs: Sequence[torch.Tensor], ks: Sequence[torch.Tensor],
         Tensor: (B', N, out_dims).
     """
     q, k, v = (torch.cat(list(t), dim=-1) for t in (qs, ks, vs))  # (B', H, N, L*d) each
+    B, H, N, Ld = v.shape
+    window = H * Ld // out_dims
+    if (H * Ld) % out_dims == 0 and Ld % window == 0:
+        # Equal BPool windows (AdaptiveAvgPool1d's), each inside one head: the pooling averages
+        # channels and A mixes tokens, so BPool(A V) = A BPool(V). Pooling V first makes A's
+        # product `window` times narrower (BViT-Ti: 768 -> 64 per head).
+        v = v.view(B, H, N, Ld // window, window).mean(-1)  # (B', H, N, Ld / window)
+        out = scaled_dot_product(q, k, v, scale, fused=fused)
+        return out.transpose(1, 2).reshape(B, N, out_dims)  # channels ordered (head, window)
     out = scaled_dot_product(q, k, v, scale, fused=fused)  # (B', H, N, L*d)
-    B, H, N, Ld = out.shape
     out = out.transpose(1, 2).reshape(B, N, H * Ld)  # channels ordered (head, layer, d)
-    if (H * Ld) % out_dims == 0:  # equal windows: the same numbers as AdaptiveAvgPool1d
-        return out.view(B, N, out_dims, H * Ld // out_dims).mean(-1)
+    if (H * Ld) % out_dims == 0:  # equal windows across heads
+        return out.view(B, N, out_dims, window).mean(-1)
     return F.adaptive_avg_pool1d(out, out_dims)  # (B', N, out_dims)
 
 
