@@ -141,3 +141,12 @@ def test_vit_block_fused_equals_plain(one_thread):
     x = torch.randn(2, 9, 32)
     (fused, _), (plain, _) = fused_and_plain(block, x)
     assert rel(fused, plain) < 1e-6
+
+
+def test_fcvit_fused_equals_plain(one_thread):
+    from visattn_mm.models.backbones.fcvit import FCViT
+    torch.manual_seed(0)
+    model = randomise_bns(FCViT(arch='tiny', out_indices=(0, 1, 2, 3)))
+    fused, plain = fused_and_plain(model, torch.randn(2, 3, 64, 48))
+    for a, b in zip(fused, plain):
+        assert rel(a, b) < 1e-5

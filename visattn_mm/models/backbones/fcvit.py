@@ -23,7 +23,7 @@ from mmcv.cnn import build_norm_layer
 
 from visattn_mm.registry import MODELS
 from .base import BaseBackbone, maybe_checkpoint
-from ..layers import DropPath
+from ..layers import DropPath, conv_gelu
 
 
 class GlobalContext(nn.Module):
@@ -96,12 +96,12 @@ class ContextConv(nn.Module):
                                 groups=embed_dims)
         self.pw_reduce = nn.Conv2d(embed_dims, hidden_dims, 1)
         self.pw_expand = nn.Conv2d(hidden_dims, embed_dims, 1)
-        self.act = nn.GELU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, C, H, W) -> (B, C, H, W)."""
         x = self.dwconv(x + self.context(x))  # context integrated before the static conv
-        return self.act(self.pw_expand(self.act(self.pw_reduce(x))))
+        # (at CPU inference each conv and its GELU are one op)
+        return conv_gelu(self.pw_expand, conv_gelu(self.pw_reduce, x))
 
 
 class TokenMixer(nn.Module):
@@ -140,12 +140,11 @@ class ChannelMixer(nn.Module):
         super().__init__()
         self.fc1 = nn.Conv2d(embed_dims, hidden_dims, 1)
         self.dwconv = nn.Conv2d(hidden_dims, hidden_dims, 3, padding=1, groups=hidden_dims)
-        self.act = nn.GELU()
         self.fc2 = nn.Conv2d(hidden_dims, embed_dims, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, C, H, W) -> (B, C, H, W)."""
-        return self.fc2(self.act(self.dwconv(self.fc1(x))))
+        return self.fc2(conv_gelu(self.dwconv, self.fc1(x)))
 
 
 class FCViTBlock(nn.Module):

@@ -1,14 +1,14 @@
 from .attention import (QKV, DenseValueBank, MultiheadAttention, broad_attention,
                         dense_value_mix, scaled_dot_product, use_fused_attn)
 from .drop_path import DropPath
-from .fused_inference import ConvGeluNorm, ffn_residual, run_conv_units
+from .fused_inference import ConvGeluNorm, conv_gelu, ffn_residual, run_conv_units
 from .tracing import is_tracing, resize_pos_embed
 from .window_attention import (ExternalValueWindowMSA, ShiftWindowMSA, WindowMSA,
                                relative_position_index, shift_window_mask, window_partition,
                                window_reverse)
 
 __all__ = ['QKV', 'ConvGeluNorm', 'DenseValueBank', 'DropPath', 'ExternalValueWindowMSA',
-           'MultiheadAttention', 'ShiftWindowMSA', 'WindowMSA', 'broad_attention',
+           'MultiheadAttention', 'ShiftWindowMSA', 'WindowMSA', 'broad_attention', 'conv_gelu',
            'dense_value_mix', 'ffn_residual', 'is_tracing', 'relative_position_index',
            'resize_pos_embed', 'run_conv_units', 'scaled_dot_product', 'shift_window_mask',
            'use_fused_attn', 'window_partition', 'window_reverse']

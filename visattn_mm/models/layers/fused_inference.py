@@ -10,6 +10,7 @@ made it (a 16x288x56x56 map: conv 20 ms, GELU 27 ms, BN 18 ms; all memory bound)
   conv's weight and bias, and one whose output feeds a 1x1 conv folds into that conv's input
   channels (not into a padded k x k conv: that conv would see the BN's shift, not zero, at the
   padding).
+* a conv followed by a GELU (:func:`conv_gelu`, FCViT's mixers): one oneDNN op.
 * transformer FFNs (:func:`ffn_residual`) run over chunks of tokens, so that the hidden layer
   is read back from cache rather than from memory. (Fusing their GELU into fc1 with oneDNN was
   tried: its matmul is slower than MKL's, which ate the gain.)
@@ -20,6 +21,7 @@ Training, autograd, tracing, compilation, autocast and non-CPU tensors take the 
 from typing import Optional, Sequence, Tuple
 
 import torch
+import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from torch import nn
 
@@ -110,11 +112,24 @@ class ConvGeluNorm(nn.Module):
             weight = weight * scale[:, None, None, None]
             bias = shift if bias is None else bias * scale + shift
             apply_norm = False
-        conv = self.conv
-        y = torch.ops.mkldnn._convolution_pointwise(
-            x, weight, bias, list(conv.padding), list(conv.stride), list(conv.dilation),
-            conv.groups, 'gelu' if gelu else 'none', [], 'none' if gelu else None)
+        y = _onednn_conv(x, self.conv, weight, bias, gelu)
         return self.norm(y) if apply_norm else y
+
+
+def _onednn_conv(x: torch.Tensor, conv: nn.Conv2d, weight: torch.Tensor,
+                 bias: Optional[torch.Tensor], gelu: bool) -> torch.Tensor:
+    """``conv``'s geometry with ``weight`` and ``bias``, the GELU (erf) as a post-op."""
+    return torch.ops.mkldnn._convolution_pointwise(
+        x, weight, bias, list(conv.padding), list(conv.stride), list(conv.dilation),
+        conv.groups, 'gelu' if gelu else 'none', [], 'none' if gelu else None)
+
+
+def conv_gelu(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """``GELU(conv(x))``; at CPU inference one oneDNN op."""
+    if inference_fusion_enabled(x, conv) and conv.padding_mode == 'zeros' \
+            and not isinstance(conv.padding, str):
+        return _onednn_conv(x, conv, conv.weight, conv.bias, gelu=True)
+    return F.gelu(conv(x))
 
 
 def run_conv_units(x: torch.Tensor, units: Sequence[ConvGeluNorm]) -> torch.Tensor:
