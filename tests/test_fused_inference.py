@@ -150,3 +150,16 @@ def test_fcvit_fused_equals_plain(one_thread):
     fused, plain = fused_and_plain(model, torch.randn(2, 3, 64, 48))
     for a, b in zip(fused, plain):
         assert rel(a, b) < 1e-5
+
+
+def test_flop_counter_sees_the_plain_ops(one_thread):
+    """Counting MACs (a dispatch mode) takes the plain path: the fused oneDNN ops are opaque."""
+    from torch.utils.flop_counter import FlopCounterMode
+    model = PSLT(arch=dict(embed_dims=12, depths=(2, 1, 2, 1), num_heads=(2, 2))).eval()
+    x = torch.randn(1, 3, 64, 64)
+    counts = []
+    for grad in (False, True):
+        with torch.set_grad_enabled(grad), FlopCounterMode(display=False) as counter:
+            model(x)
+        counts.append(counter.get_total_flops())
+    assert counts[0] == counts[1] > 0

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from torch import nn
+from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 from .tracing import is_tracing
 
@@ -32,8 +33,11 @@ Affine = Tuple[torch.Tensor, torch.Tensor]  # per-channel (scale, shift)
 
 def inference_fusion_enabled(x: torch.Tensor, module: nn.Module) -> bool:
     """Whether ``module`` may run its fused inference path on ``x``."""
-    # (compiling first: dynamo then skips the rest, which it cannot trace, and inductor fuses)
+    # (compiling first: dynamo then skips the rest, which it cannot trace, and inductor fuses;
+    # under a dispatch mode, such as FlopCounterMode counting MACs, the plain ops are the ones
+    # it knows)
     return (not torch.compiler.is_compiling() and not is_tracing()
+            and _get_current_dispatch_mode() is None
             and not module.training and not torch.is_grad_enabled()
             and x.device.type == 'cpu' and x.dtype == torch.float32
             and torch.backends.mkldnn.is_available()
