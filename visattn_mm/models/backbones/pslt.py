@@ -76,9 +76,8 @@ class MV2BlockSE(nn.Module):
         self.use_shortcut = stride == 1 and in_channels == out_channels
         self.expand = ConvGeluNorm(in_channels, hidden_dims, 1, norm_cfg=norm_cfg)
         self.depthwise = ConvGeluNorm(hidden_dims, hidden_dims, 3, stride, groups=hidden_dims,
-                                        norm_cfg=norm_cfg)
-        self.project = ConvGeluNorm(hidden_dims, out_channels, 1, act=False,
                                       norm_cfg=norm_cfg)
+        self.project = ConvGeluNorm(hidden_dims, out_channels, 1, act=False, norm_cfg=norm_cfg)
         self.se = SqueezeExcite(out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -104,9 +103,9 @@ class LightMlp(nn.Module):
         super().__init__()
         self.pw1 = ConvGeluNorm(embed_dims, hidden_dims, 1, bias=True, norm_cfg=norm_cfg)
         self.dw = ConvGeluNorm(hidden_dims, hidden_dims, 3, groups=hidden_dims, bias=True,
-                                 norm_cfg=norm_cfg)
+                               norm_cfg=norm_cfg)
         self.pw2 = ConvGeluNorm(hidden_dims, embed_dims, 1, bias=True, act=False,
-                                  norm_cfg=norm_cfg)
+                                norm_cfg=norm_cfg)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, H, W, C) -> (B, H, W, C)."""

@@ -40,7 +40,7 @@ def inference_fusion_enabled(x: torch.Tensor, module: nn.Module) -> bool:
             and _get_current_dispatch_mode() is None
             and not module.training and not torch.is_grad_enabled()
             and x.device.type == 'cpu' and x.dtype == torch.float32
-            and torch.backends.mkldnn.is_available()
+            and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
             and not torch.is_autocast_enabled('cpu'))
 
 
