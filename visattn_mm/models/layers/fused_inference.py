@@ -44,11 +44,14 @@ def inference_fusion_enabled(x: torch.Tensor, module: nn.Module) -> bool:
             and not torch.is_autocast_enabled('cpu'))
 
 
-def bn_affine(norm: nn.Module) -> Optional[Affine]:
-    """The (scale, shift) of a BatchNorm in eval mode with running statistics, else None."""
-    if not isinstance(norm, nn.modules.batchnorm._BatchNorm) or norm.training \
-            or norm.running_mean is None:
-        return None
+def is_fixed_bn(norm: nn.Module) -> bool:
+    """Whether ``norm`` is a BatchNorm in eval mode with running statistics (an affine map)."""
+    return (isinstance(norm, nn.modules.batchnorm._BatchNorm) and not norm.training
+            and norm.running_mean is not None)
+
+
+def bn_affine(norm: nn.Module) -> Affine:
+    """The per-channel (scale, shift) of a BatchNorm for which :func:`is_fixed_bn` holds."""
     scale = (norm.running_var + norm.eps).rsqrt()
     if norm.weight is not None:
         scale = scale * norm.weight
@@ -91,7 +94,7 @@ class ConvGeluNorm(nn.Module):
         return run_conv_units(x, (self, ))
 
     def fusable(self, x: torch.Tensor) -> bool:
-        return inference_fusion_enabled(x, self) and bn_affine(self.norm) is not None
+        return inference_fusion_enabled(x, self) and is_fixed_bn(self.norm)
 
     def fused(self, x: torch.Tensor, in_affine: Optional[Affine] = None,
               apply_norm: bool = True) -> torch.Tensor:
