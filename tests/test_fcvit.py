@@ -156,8 +156,10 @@ def test_output_norms():
         torch.testing.assert_close(outs[1], dense.norm1(raw[0]))
 
 
-def test_global_context_formula():
-    """GC against the formula written out with einsum (fcvit.md §2)."""
+@pytest.mark.parametrize('memory_format', [torch.contiguous_format, torch.channels_last])
+def test_global_context_formula(memory_format):
+    """GC against the formula written out with einsum (fcvit.md §2), in either memory layout;
+    its maps keep the input's layout, and ``add_to`` is ``x + GC(x)``."""
     torch.manual_seed(0)
     gc = GlobalContext(32)
     nn.init.normal_(gc.sim_weight)
@@ -171,7 +173,12 @@ def test_global_context_formula():
     halves = gc.fc_compete(g.view(2, 32)).view(2, 2, 4)
     c = gc.fc_out(torch.maximum(halves[:, 0], halves[:, 1])).view(2, 8, 4)
     expected = (s.unsqueeze(2) * c.view(2, 8, 4, 1, 1)).reshape(2, 32, 5, 7)
-    torch.testing.assert_close(gc(x), expected)
+    x = x.contiguous(memory_format=memory_format)
+    out, summed = gc(x), gc.add_to(x)
+    torch.testing.assert_close(out, expected)
+    torch.testing.assert_close(summed, x + expected)
+    for t in (out, summed):
+        assert t.is_contiguous(memory_format=memory_format)
 
 
 def test_every_parameter_gets_a_gradient():

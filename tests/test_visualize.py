@@ -113,14 +113,17 @@ def test_fcvit_similarity_matches_the_module(backbones, image):
     """The recomputed similarity times the context vector is the GlobalContext output."""
     img, x = image
     model = backbones['FCViT']
-    gc = model.stages[1][0].token_mixer.rounds[1].context
+    rnd = model.stages[1][0].token_mixer.rounds[1]
+    gc = rnd.context
     seen = {}
-    handle = gc.register_forward_hook(lambda m, a, out: seen.update(x=a[0], out=out))
+    handle = rnd.register_forward_hook(lambda m, a, out: seen.update(x=a[0]))
     try:
         res = fcvit_context_maps(model, x)
         model(x)
     finally:
         handle.remove()
+    with torch.no_grad():
+        seen['out'] = gc(seen['x'])
     entry = next(r for r in res if r['stage'] == 1 and r['round'] == 1)
     B, C, H, W = seen['x'].shape
     g = seen['x'].reshape(B, C, -1).mean(-1)

@@ -224,24 +224,18 @@ def pslt_ladder_attention(backbone: nn.Module, x: torch.Tensor, stage: int = 2,
 def _context_similarity(gc_module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """FCViT ``GlobalContext`` steps 1-2 on its input: the standardised similarity after the
     per-head affine, (B, heads, H, W)."""
-    B, C, H, W = x.shape
-    h = gc_module.num_heads
-    tokens = x.reshape(B, h, C // h, H * W)
-    g = tokens.mean(dim=-1, keepdim=True)
-    sim = (g.transpose(-1, -2) @ tokens).squeeze(2) * gc_module.scale  # (B, h, N)
-    std, mean = torch.std_mean(sim, dim=(1, 2), keepdim=True)
-    sim = (sim - mean) / (std + gc_module.eps)
-    sim = sim * gc_module.sim_weight[:, None] + gc_module.sim_bias[:, None]
-    return sim.view(B, h, H, W)
+    B, _, H, W = x.shape
+    sim = gc_module.similarity(x)  # (B, h, H*W)
+    return sim.view(B, gc_module.num_heads, H, W)
 
 
 def fcvit_context_maps(backbone: nn.Module, x: torch.Tensor, block: int = -1
                        ) -> List[Dict[str, Any]]:
     """The global-context similarity maps of one block per stage, per context round.
 
-    Hooks: the input of each round's ``GlobalContext`` (``token_mixer.rounds[r].context``);
-    the similarity (an intermediate of its forward) is recomputed from it with the module's
-    scale, eps and affine.
+    Hooks: the input of each context round (``token_mixer.rounds[r]``, which is its
+    ``GlobalContext``'s input); the similarity is recomputed from it with
+    ``GlobalContext.similarity``.
 
     Args:
         backbone (nn.Module): an :class:`~visattn_mm.models.FCViT`.
@@ -259,8 +253,8 @@ def fcvit_context_maps(backbone: nn.Module, x: torch.Tensor, block: int = -1
             index = block % len(stage)
             for r, rnd in enumerate(stage[index].token_mixer.rounds):
                 picked.append((s, index, r, rnd.context))
-                hooks.forward(rnd.context,
-                              lambda m, args, out, key=(s, r): inputs.__setitem__(key, args[0]))
+                # the round's input is its context's input (the round adds the context to it)
+                hooks.forward(rnd, lambda m, args, out, key=(s, r): inputs.__setitem__(key, args[0]))
         _run(backbone, x)
     results = []
     with torch.no_grad():

@@ -57,24 +57,66 @@ class GlobalContext(nn.Module):
         self.sim_weight = nn.Parameter(torch.ones(num_heads))
         self.sim_bias = nn.Parameter(torch.zeros(num_heads))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (B, C, H, W) -> context map (B, C, H, W)."""
-        B, C, H, W = x.shape
-        tokens = x.reshape(B, self.num_heads, C // self.num_heads, H * W)  # (B, h, d, N)
-        g = tokens.mean(dim=-1, keepdim=True)                           # (B, h, d, 1)
-        # 1. token-to-context similarity as one batched matmul
-        sim = torch.matmul(g.transpose(-1, -2), tokens).squeeze(2)      # (B, h, N)
-        sim = sim * self.scale
-        # 2. standardise per sample (heads and positions together), then per-head affine
+    # Every step below reads and writes the maps in the input's own memory layout: the
+    # backbone runs channels-last, where a (B, heads, d, H*W) view of x would be a copy of it
+    # and an NCHW context map would make the residual sum mix layouts.
+    def similarity(self, x: torch.Tensor, g: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Steps 1-2: the standardised similarity after the per-head affine, (B, h, H*W).
+
+        Args:
+            x (Tensor): (B, C, H, W).
+            g (Tensor, optional): ``x.mean(dim=(2, 3))`` when already computed. Defaults to None.
+        """
+        B, C = x.shape[:2]
+        h = self.num_heads
+        g = x.mean(dim=(2, 3)) if g is None else g  # (B, C)
+        # <x[b, k, :, p], g[b, k, :]> for all heads k as one matmul: g laid out block-diagonally
+        # as (B, h, C); x.flatten(2) is a view in either layout, so x is read once, not copied
+        eye = torch.eye(h, dtype=x.dtype, device=x.device)
+        blocks = (g.view(B, h, 1, C // h) * eye[:, :, None]).reshape(B, h, C)
+        sim = torch.matmul(blocks, x.flatten(2)) * self.scale  # (B, h, N)
         std, mean = torch.std_mean(sim, dim=(1, 2), keepdim=True)
         sim = (sim - mean) / (std + self.eps)
-        sim = sim * self.sim_weight[:, None] + self.sim_bias[:, None]  # (B, h, N)
-        # 3. context vector: maxout over the two halves of the bottleneck
-        c = self.fc_compete(g.reshape(B, C)).reshape(B, 2, -1)         # (B, 2, C/r)
-        c = self.fc_out(c.amax(dim=1))                                  # (B, C)
-        # 4. weight the context vector by each position's similarity
-        gc = sim.unsqueeze(2) * c.reshape(B, self.num_heads, -1, 1)    # (B, h, d, N)
-        return gc.reshape(B, C, H, W)
+        return sim * self.sim_weight[:, None] + self.sim_bias[:, None]
+
+    def _layout(self, x: torch.Tensor) -> Tuple[bool, Tuple[int, ...]]:
+        """Whether x is channels-last in memory, and x's channels split into heads in that
+        memory order: (B, H, W, h, d) or (B, h, d, H, W)."""
+        B, C, H, W = x.shape
+        h = self.num_heads
+        if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+            return True, (B, H, W, h, C // h)
+        return False, (B, h, C // h, H, W)
+
+    def _factors(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The similarity (B, h, N) and the context vector (B, C), shaped to broadcast over
+        :meth:`_layout`'s split of x (the product is step 4)."""
+        B, C, H, W = x.shape
+        h = self.num_heads
+        g = x.mean(dim=(2, 3))  # (B, C)
+        sim = self.similarity(x, g)
+        # step 3: the context vector, maxout over the two halves of the bottleneck
+        c = self.fc_out(self.fc_compete(g).reshape(B, 2, -1).amax(dim=1))  # (B, C)
+        if self._layout(x)[0]:  # (B, H, W, h, 1) and (B, 1, 1, h, d)
+            return sim.transpose(1, 2).reshape(B, H, W, h, 1), c.view(B, 1, 1, h, C // h)
+        return sim.view(B, h, 1, H, W), c.view(B, h, C // h, 1, 1)
+
+    @staticmethod
+    def _to_map(t: torch.Tensor, x: torch.Tensor, nhwc: bool) -> torch.Tensor:
+        B, C, H, W = x.shape
+        return t.reshape(B, H, W, C).permute(0, 3, 1, 2) if nhwc else t.reshape(B, C, H, W)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, C, H, W) -> context map (B, C, H, W), in x's memory layout."""
+        sim, c = self._factors(x)
+        return self._to_map(sim * c, x, self._layout(x)[0])
+
+    def add_to(self, x: torch.Tensor) -> torch.Tensor:
+        """``x + self(x)`` as one pass over x (step 4 and the sum together)."""
+        nhwc, split = self._layout(x)
+        sim, c = self._factors(x)
+        parts = (x.permute(0, 2, 3, 1) if nhwc else x).reshape(split)
+        return self._to_map(torch.addcmul(parts, sim, c), x, nhwc)
 
 
 class ContextConv(nn.Module):
@@ -99,7 +141,7 @@ class ContextConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, C, H, W) -> (B, C, H, W)."""
-        x = self.dwconv(x + self.context(x))  # context integrated before the static conv
+        x = self.dwconv(self.context.add_to(x))  # context integrated before the static conv
         # (at CPU inference each conv and its GELU are one op)
         return conv_gelu(self.pw_expand, conv_gelu(self.pw_reduce, x))
 

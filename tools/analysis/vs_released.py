@@ -1,0 +1,251 @@
+"""The authors' released models beside this package's, timed in turns in one process.
+
+    python tools/analysis/vs_released.py --pslt ~/src/PSLT --fcvit ~/src/FCViT \
+        --bvit ~/src/BViT --dense ~/src/Dense-ViT [--batch 16] [--rounds 5] [--memory]
+
+Each option names a checkout of the authors' repository (github.com/lazyGj/PSLT,
+ma-xu/FCViT, koala719/BViT, koala719/Dense-ViT); the families without one are skipped. Nothing of
+them is copied: their model files are imported from there.
+
+What is compared: whole 1000-class classifiers at 224x224, fp32, on the CPU or ``--device``. The
+released models are PSLT (embed 36), ``fcvit_b12``, BViT-5M (its 7x7/2 stem, 50 tokens) and
+``dDeiT_Ti``; ours are the same archs (``PSLT('base')``, ``FCViT('b12')``,
+``BViT('tiny', released_stem=True)``, ``DenseDeiT('tiny')``) with the released head's layout
+(global average pooling or the class token, then a Linear). The two have the same number of
+parameters (printed). Per round, each model runs inference (``inference_mode``) and a training step
+(forward, cross-entropy, backward); the medians over the rounds and their ratio are printed.
+Drop path is as each side builds it by default (PSLT 0.2 on both sides, the others none).
+
+``--memory`` also runs each model alone in a fresh process (inference and a training step) and
+prints the growth of its peak resident set (CPU) or ``torch.cuda.max_memory_allocated``.
+
+The released files import a few helpers from timm (``DropPath``, ``trunc_normal_``, ``to_2tuple``,
+``register_model``). Where timm is not installed, minimal equivalents are put in its place for
+the import (said on stderr); they only run inside the released models, identically for both
+sides' timing (drop path: timm's per-sample form).
+"""
+import argparse
+import collections.abc
+import importlib
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import types
+
+import torch
+from torch import nn
+
+FAMILIES = ('pslt', 'fcvit', 'bvit', 'dense')
+
+
+def _timm_helpers() -> None:
+    """Make ``timm``'s helpers that the released model files import available."""
+    try:
+        import timm  # noqa: F401
+        return
+    except ImportError:
+        pass
+    print('vs_released: timm is not installed; the released files get minimal stand-ins for '
+          'DropPath, trunc_normal_, to_2tuple and register_model', file=sys.stderr)
+
+    class DropPath(nn.Module):
+        def __init__(self, drop_prob=0.):
+            super().__init__()
+            self.drop_prob = drop_prob
+
+        def forward(self, x):
+            if not self.training or not self.drop_prob:
+                return x
+            keep = 1 - self.drop_prob
+            mask = x.new_empty((x.shape[0], ) + (1, ) * (x.dim() - 1)).bernoulli_(keep)
+            return x * mask / keep
+
+    def to_2tuple(x):
+        return tuple(x) if isinstance(x, collections.abc.Iterable) else (x, x)
+
+    def trunc_normal_(tensor, mean=0., std=1., a=-2., b=2.):
+        return nn.init.trunc_normal_(tensor, mean, std, a, b)
+
+    names = {
+        'timm': {},
+        'timm.models': {},
+        'timm.models.registry': dict(register_model=lambda fn: fn),
+        'timm.models.layers': dict(DropPath=DropPath, to_2tuple=to_2tuple,
+                                   trunc_normal_=trunc_normal_),
+        'timm.models.layers.helpers': dict(to_2tuple=to_2tuple),
+        'timm.models.vision_transformer': dict(VisionTransformer=object,
+                                               _cfg=lambda **kw: kw),
+        'timm.data': dict(IMAGENET_DEFAULT_MEAN=(0.485, 0.456, 0.406),
+                          IMAGENET_DEFAULT_STD=(0.229, 0.224, 0.225)),
+    }
+    for name, attrs in names.items():
+        module = types.ModuleType(name)
+        module.__dict__.update(attrs)
+        sys.modules[name] = module
+
+
+def build_released(family: str, root: str) -> nn.Module:
+    """The authors' classifier, imported from their checkout ``root``."""
+    _timm_helpers()
+    sub = {'pslt': 'classification'}.get(family, '')
+    sys.path.insert(0, os.path.join(root, sub))
+    if family == 'pslt':
+        return importlib.import_module('pslt').PSLT()
+    if family == 'fcvit':
+        return importlib.import_module('models.fcvit').fcvit_b12()
+    if family == 'bvit':  # BViT_Ti() hard-codes 2 classes; the same settings with 1000
+        return importlib.import_module('model.layer.bvit').BViT(
+            image_size=224, patch_size=16, num_classes=1000, dim=192, depth=12, heads=3,
+            mlp_dim=768, dropout=0., emb_dropout=0.)
+    return importlib.import_module('model.layer.denseViT').dDeiT_Ti()
+
+
+class Classifier(nn.Module):
+    """A backbone's last output, pooled (maps) or as it is (class token), then a Linear."""
+
+    def __init__(self, backbone: nn.Module, num_classes: int = 1000) -> None:
+        super().__init__()
+        self.backbone = backbone
+        with torch.no_grad():
+            backbone.eval()
+            channels = self._features(torch.zeros(1, 3, 224, 224)).shape[1]
+        self.head = nn.Linear(channels, num_classes)
+
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.backbone(x)[-1]
+        return out.mean((2, 3)) if out.dim() == 4 else out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self._features(x))
+
+
+def build_ours(family: str) -> nn.Module:
+    from visattn_mm.models.backbones import PSLT, BViT, DenseDeiT, FCViT
+    return Classifier({
+        'pslt': lambda: PSLT('base', out_indices=(3, ), final_norm=True),
+        'fcvit': lambda: FCViT('b12', out_indices=(3, )),
+        'bvit': lambda: BViT('tiny', released_stem=True, out_type='cls_token'),
+        'dense': lambda: DenseDeiT('tiny', out_type='cls_token'),
+    }[family]())
+
+
+def run_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, train: bool) -> float:
+    sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
+    sync()
+    start = time.perf_counter()
+    if train:
+        model.train()
+        nn.functional.cross_entropy(model(x), y).backward()
+        model.zero_grad(set_to_none=True)
+    else:
+        model.eval()
+        with torch.inference_mode():
+            model(x)
+    sync()
+    return time.perf_counter() - start
+
+
+def interleave(family: str, root: str, batch: int, rounds: int, device: str) -> dict:
+    models = dict(released=build_released(family, root).to(device),
+                  ours=build_ours(family).to(device))
+    params = {k: sum(p.numel() for p in m.parameters()) for k, m in models.items()}
+    torch.manual_seed(0)
+    x = torch.randn(batch, 3, 224, 224, device=device)
+    y = torch.randint(0, 1000, (batch, ), device=device)
+    times = {}
+    for r in range(rounds + 1):  # round 0 warms up
+        for name, model in models.items():
+            for train in (False, True):
+                elapsed = run_step(model, x, y, train)
+                if r:
+                    times.setdefault((name, train), []).append(elapsed)
+    row = dict(family=family, batch=batch, rounds=rounds, device=device, params=params)
+    for train, key in ((False, 'eval'), (True, 'train')):
+        released, ours = (statistics.median(times[n, train]) for n in ('released', 'ours'))
+        row[key] = dict(released_imgs_per_s=batch / released, ours_imgs_per_s=batch / ours,
+                        ratio=released / ours)
+    return row
+
+
+def peak_memory(family: str, root: str, which: str, train: bool, batch: int,
+                device: str) -> float:
+    """Run in a child: the model alone, 3 steps; MiB of peak growth."""
+    x = torch.randn(batch, 3, 224, 224, device=device)
+    y = torch.randint(0, 1000, (batch, ), device=device)
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    model = (build_released(family, root) if which == 'released' else build_ours(family))
+    model = model.to(device)
+    if device.startswith('cuda'):
+        torch.cuda.reset_peak_memory_stats()
+    for _ in range(3):
+        run_step(model, x, y, train)
+    if device.startswith('cuda'):
+        return torch.cuda.max_memory_allocated() / 2**20
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    for family in FAMILIES:
+        parser.add_argument(f'--{family}', metavar='DIR', help='checkout of the authors\' code')
+    parser.add_argument('--batch', type=int, default=16)
+    parser.add_argument('--rounds', type=int, default=5)
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--memory', action='store_true', help='also the peak memory')
+    parser.add_argument('--malloc', choices=('keep', 'default'), default='keep',
+                        help='glibc malloc on the CPU: as tools/train.py sets it (keep) or '
+                             'glibc\'s defaults')
+    parser.add_argument('--json', help='also write the rows here')
+    parser.add_argument('--child', nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
+        __file__)))))
+    if args.device == 'cpu' and args.malloc == 'keep':
+        from visattn_mm.apis.cpu import keep_freed_cpu_memory
+        keep_freed_cpu_memory()
+    if args.child:
+        family, root, which, mode = args.child
+        print(json.dumps(peak_memory(family, root, which, mode == 'train', args.batch,
+                                     args.device)))
+        return
+    chosen = [f for f in FAMILIES if getattr(args, f)]
+    if not chosen:
+        parser.error('name at least one checkout (--pslt, --fcvit, --bvit, --dense)')
+    rows = []
+    for family in chosen:
+        root = os.path.expanduser(getattr(args, family))
+        row = interleave(family, root, args.batch, args.rounds, args.device)
+        if args.memory:
+            row['peak_mem_mb'] = {}
+            for which in ('released', 'ours'):
+                for mode in ('eval', 'train'):
+                    out = subprocess.run(
+                        [sys.executable, os.path.abspath(__file__), '--batch', str(args.batch),
+                         '--device', args.device, '--malloc', args.malloc,
+                         '--child', family, root, which, mode],
+                        check=True, capture_output=True, text=True).stdout
+                    row['peak_mem_mb'][f'{which}_{mode}'] = json.loads(out.splitlines()[-1])
+        rows.append(row)
+        print(f'{family} (parameters: released {row["params"]["released"]:,}, ours '
+              f'{row["params"]["ours"]:,}), 224x224, batch {args.batch}, {args.device}:')
+        for key in ('eval', 'train'):
+            r = row[key]
+            line = (f'  {key:5}  released {r["released_imgs_per_s"]:7.2f} img/s   ours '
+                    f'{r["ours_imgs_per_s"]:7.2f} img/s   ours / released {r["ratio"]:.2f}x')
+            if args.memory:
+                m = row['peak_mem_mb']
+                line += f'   peak MiB: released {m[f"released_{key}"]:.0f}, ' \
+                        f'ours {m[f"ours_{key}"]:.0f}'
+            print(line, flush=True)
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(rows, f, indent=2)
+
+
+if __name__ == '__main__':
+    main()
