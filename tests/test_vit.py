@@ -170,3 +170,24 @@ def test_fused_and_written_out_paths_agree(cls, monkeypatch):
     assert fused.layers[0].attn.fused_attn and not written.layers[0].attn.fused_attn
     x = torch.rand(1, 3, 48, 32)
     torch.testing.assert_close(fused.eval()(x)[0], written.eval()(x)[0], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize('released_stem', [False, True])
+@pytest.mark.parametrize('size', [(64, 64), (50, 37)])
+def test_patch_embedding_is_the_conv(released_stem, size):
+    """The tokens come from ``patch_embed``'s weights as a Linear over flattened patches: the
+    conv's numbers, its gradients, and ``patch_grid`` gives the grid of the output."""
+    torch.manual_seed(0)
+    model = BViT(SMALL, patch_size=8, released_stem=released_stem, out_type='featmap')
+    x = torch.randn(2, 3, *size)
+    out = model(x)[0]
+    assert out.shape[-2:] == model.patch_grid(size)
+    padded = torch.randn(2, 3, 16, 24, requires_grad=True)
+    tokens, grid = model._patchify(padded)
+    ref = model.patch_embed(padded).flatten(2).transpose(1, 2)
+    torch.testing.assert_close(tokens, ref, rtol=1e-5, atol=1e-6)
+    assert grid == (2, 3)
+    grads = torch.autograd.grad(tokens.square().sum(), [padded, model.patch_embed.weight])
+    ref_grads = torch.autograd.grad(ref.square().sum(), [padded, model.patch_embed.weight])
+    for a, b in zip(grads, ref_grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

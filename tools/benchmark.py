@@ -22,7 +22,6 @@ Sizes are HxWxBATCH.
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -71,10 +70,6 @@ TABLES = {
               'dense-swin-t'],
 }
 SIZES = ['224x224x32', '800x1333x1']
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def build(name: str, device: str):
@@ -137,8 +132,9 @@ def measure(name: str, size: str, device: str, seconds: float) -> dict:
     """Run in the child process: build, warm up, time, report."""
     import torch
 
+    from visattn_mm.utils.memory import peak_rss_mib, reset_peak_rss
     h, w, batch = (int(v) for v in size.split('x'))
-    base_rss = _peak_rss_mb()
+    base_rss = reset_peak_rss()
     model = build(name, device)
     model.eval()  # (some backbones' train() returns None, so no chaining)
     params = sum(p.numel() for p in model.parameters())
@@ -161,7 +157,7 @@ def measure(name: str, size: str, device: str, seconds: float) -> dict:
     if device.startswith('cuda'):
         peak = torch.cuda.max_memory_allocated() / 2**20
     else:
-        peak = _peak_rss_mb() - base_rss
+        peak = peak_rss_mib() - base_rss
     return dict(model=name, size=size, params=params, imgs_per_s=runs * batch / elapsed,
                 ms_per_batch=1000 * elapsed / runs, peak_mem_mb=peak, device=device)
 

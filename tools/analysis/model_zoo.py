@@ -27,7 +27,6 @@ import json
 import math
 import os
 import os.path as osp
-import resource
 import subprocess
 import sys
 import time
@@ -39,6 +38,8 @@ sys.path.insert(0, ROOT)
 
 import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+from visattn_mm.utils.memory import peak_rss_mib, reset_peak_rss  # noqa: E402
 
 
 @dataclass
@@ -198,35 +199,6 @@ def num_params(model: torch.nn.Module) -> int:
 
 
 # ---------------------------------------------------------------------------------- speed
-def _status_mb(key: str) -> Optional[float]:
-    try:
-        with open('/proc/self/status') as f:
-            for line in f:
-                if line.startswith(key + ':'):
-                    return int(line.split()[1]) / 1024  # kB
-    except OSError:
-        pass
-    return None
-
-
-def _reset_peak_rss() -> float:
-    """Reset the process's peak resident set (Linux ``clear_refs`` 5) and return the current
-    resident set in MB (the peak so far where the reset is not possible)."""
-    try:
-        with open('/proc/self/clear_refs', 'w') as f:
-            f.write('5')
-        return _status_mb('VmRSS') or 0.
-    except OSError:
-        return _peak_rss_mb()
-
-
-def _peak_rss_mb() -> float:
-    peak = _status_mb('VmHWM')
-    if peak is not None:
-        return peak
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
 def time_forward(model: torch.nn.Module, x: torch.Tensor, seconds: float,
                  min_iters: int = 2) -> float:
     """Images per second of ``classifier_forward`` on ``x`` after one warm-up run."""
@@ -250,7 +222,7 @@ def measure_speed(entry: ZooEntry, device: str, batch: int, seconds: float) -> d
         del del_model
         import gc
         gc.collect()
-    before = _reset_peak_rss()
+    before = reset_peak_rss()
     if device == 'cuda':
         torch.cuda.reset_peak_memory_stats()
     model = build_classifier(entry).to(device)
@@ -259,7 +231,7 @@ def measure_speed(entry: ZooEntry, device: str, batch: int, seconds: float) -> d
     if device == 'cuda':
         peak = torch.cuda.max_memory_allocated() / 2 ** 20
     else:
-        peak = _peak_rss_mb() - before
+        peak = peak_rss_mib() - before
     return dict(ips=ips, peak_mb=peak)
 
 

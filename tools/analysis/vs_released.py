@@ -29,7 +29,6 @@ import collections.abc
 import importlib
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -93,6 +92,11 @@ def build_released(family: str, root: str) -> nn.Module:
     _timm_helpers()
     sub = {'pslt': 'classification'}.get(family, '')
     sys.path.insert(0, os.path.join(root, sub))
+    # BViT's and Dense-ViT's checkouts both have a top-level package ``model``: forget the one
+    # imported from another checkout
+    top = {'pslt': 'pslt', 'fcvit': 'models'}.get(family, 'model')
+    for name in [n for n in sys.modules if n == top or n.startswith(top + '.')]:
+        del sys.modules[name]
     if family == 'pslt':
         return importlib.import_module('pslt').PSLT()
     if family == 'fcvit':
@@ -176,7 +180,8 @@ def peak_memory(family: str, root: str, which: str, train: bool, batch: int,
     """Run in a child: the model alone, 3 steps; MiB of peak growth."""
     x = torch.randn(batch, 3, 224, 224, device=device)
     y = torch.randint(0, 1000, (batch, ), device=device)
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    from visattn_mm.utils.memory import peak_rss_mib, reset_peak_rss
+    base = reset_peak_rss()
     model = (build_released(family, root) if which == 'released' else build_ours(family))
     model = model.to(device)
     if device.startswith('cuda'):
@@ -185,7 +190,7 @@ def peak_memory(family: str, root: str, which: str, train: bool, batch: int,
         run_step(model, x, y, train)
     if device.startswith('cuda'):
         return torch.cuda.max_memory_allocated() / 2**20
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024
+    return peak_rss_mib() - base
 
 
 def main(argv=None) -> None:

@@ -282,8 +282,8 @@ def _cls_rows(qs: Sequence[torch.Tensor], ks: Sequence[torch.Tensor],
 def broad_cls_attention(backbone: nn.Module, x: torch.Tensor) -> Dict[str, Any]:
     """The cls token's broad attention over all layers and each layer's own attention.
 
-    BViT: hooks on each layer's attention (it returns q, k, v) and on ``patch_embed`` (the
-    grid). BroadT2TViT: hooks on each encoder layer's ``attn.qkv`` projection and on
+    BViT: hooks on each layer's attention (it returns q, k, v); the grid from
+    ``patch_grid``. BroadT2TViT: hooks on each encoder layer's ``attn.qkv`` projection and on
     ``tokens_to_token`` (the grid).
 
     Args:
@@ -307,8 +307,7 @@ def broad_cls_attention(backbone: nn.Module, x: torch.Tensor) -> Dict[str, Any]:
                     q, k, v = out[1]
                     qs.append(q), ks.append(k), vs.append(v)
                 hooks.forward(layer.attn, keep)
-            hooks.forward(backbone.patch_embed,
-                          lambda m, args, out: grid.append(tuple(out.shape[-2:])))
+            grid.append(backbone.patch_grid(tuple(x.shape[-2:])))
             layer_scales = [layer.attn.scale for layer in layers]
             broad_scale = backbone.head_dims ** -0.5
             extra = 1
