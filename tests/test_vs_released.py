@@ -53,7 +53,7 @@ def test_no_checkout_is_an_error():
 
 def test_peak_rss_is_this_process_growth():
     """A fresh child measures its own peak, not its parent's (ru_maxrss would)."""
-    code = ('import torch; from visattn_mm.utils.memory import peak_rss_mib, reset_peak_rss\n'
+    code = ('import torch; from visattn_mm.utils.benchmarking import peak_rss_mib, reset_peak_rss\n'
             'base = reset_peak_rss(); x = torch.ones(64 * 2**20 // 4); del x\n'
             'print(peak_rss_mib() - base)')
     hold = torch.ones(256 * 2**20 // 4)  # the parent holds 256 MiB more than the child will

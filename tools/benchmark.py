@@ -90,24 +90,10 @@ def interleave(names: list, size: str, device: str, rounds: int) -> list:
     h, w, batch = (int(v) for v in size.split('x'))
     models = {name: build(name, device) for name in names}
     x = torch.randn(batch, 3, h, w, device=device)
-    sync = torch.cuda.synchronize if device.startswith('cuda') else (lambda: None)
-
-    def loss(outs):
-        return sum(o.float().mean() for o in outs)
+    from visattn_mm.utils.benchmarking import timed_step
 
     def step(model, train: bool) -> float:
-        sync()
-        start = time.perf_counter()
-        if train:
-            model.train()
-            loss(model(x)).backward()
-            model.zero_grad(set_to_none=True)
-        else:
-            model.eval()
-            with torch.inference_mode():
-                model(x)
-        sync()
-        return time.perf_counter() - start
+        return timed_step(model, x, train, lambda outs: sum(o.float().mean() for o in outs))
 
     times = {(n, t): [] for n in names for t in (False, True)}
     for r in range(rounds + 1):  # round 0 warms up
@@ -132,7 +118,7 @@ def measure(name: str, size: str, device: str, seconds: float) -> dict:
     """Run in the child process: build, warm up, time, report."""
     import torch
 
-    from visattn_mm.utils.memory import peak_rss_mib, reset_peak_rss
+    from visattn_mm.utils.benchmarking import peak_rss_mib, reset_peak_rss
     h, w, batch = (int(v) for v in size.split('x'))
     base_rss = reset_peak_rss()
     model = build(name, device)

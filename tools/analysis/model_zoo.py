@@ -39,7 +39,7 @@ sys.path.insert(0, ROOT)
 import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from visattn_mm.utils.memory import peak_rss_mib, reset_peak_rss  # noqa: E402
+from visattn_mm.utils.benchmarking import peak_rss_mib, reset_peak_rss  # noqa: E402
 
 
 @dataclass

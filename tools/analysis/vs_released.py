@@ -32,7 +32,6 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 import types
 
 import torch
@@ -138,19 +137,8 @@ def build_ours(family: str) -> nn.Module:
 
 
 def run_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, train: bool) -> float:
-    sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
-    sync()
-    start = time.perf_counter()
-    if train:
-        model.train()
-        nn.functional.cross_entropy(model(x), y).backward()
-        model.zero_grad(set_to_none=True)
-    else:
-        model.eval()
-        with torch.inference_mode():
-            model(x)
-    sync()
-    return time.perf_counter() - start
+    from visattn_mm.utils.benchmarking import timed_step
+    return timed_step(model, x, train, lambda logits: nn.functional.cross_entropy(logits, y))
 
 
 def interleave(family: str, root: str, batch: int, rounds: int, device: str) -> dict:
@@ -180,7 +168,7 @@ def peak_memory(family: str, root: str, which: str, train: bool, batch: int,
     """Run in a child: the model alone, 3 steps; MiB of peak growth."""
     x = torch.randn(batch, 3, 224, 224, device=device)
     y = torch.randint(0, 1000, (batch, ), device=device)
-    from visattn_mm.utils.memory import peak_rss_mib, reset_peak_rss
+    from visattn_mm.utils.benchmarking import peak_rss_mib, reset_peak_rss
     base = reset_peak_rss()
     model = (build_released(family, root) if which == 'released' else build_ours(family))
     model = model.to(device)

@@ -1,11 +1,35 @@
-"""The process's resident memory, for the benchmark tools' peak-memory columns (Linux).
+"""What the benchmark tools share: one timed inference or training step, and the process's peak
+resident memory (Linux).
 
-``ru_maxrss`` is not used: a child process starts with its parent's, so a model measured in a
+For the memory, ``ru_maxrss`` is not used: a child process starts with its parent's, so a model measured in a
 fresh child after its parent has held others would read the parent's peak. ``VmHWM`` belongs to
 the process's own address space and can be reset (``/proc/self/clear_refs``, Linux >= 4.0).
 """
 import resource
-from typing import Optional
+import time
+from typing import Callable, Optional
+
+import torch
+from torch import nn
+
+
+def timed_step(model: nn.Module, x: torch.Tensor, train: bool,
+               loss: Callable[[object], torch.Tensor]) -> float:
+    """Seconds of one inference (eval, ``inference_mode``) or training step (train mode,
+    ``loss(model(x)).backward()``, gradients dropped after), synchronised on CUDA."""
+    sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
+    sync()
+    start = time.perf_counter()
+    if train:
+        model.train()
+        loss(model(x)).backward()
+        model.zero_grad(set_to_none=True)
+    else:
+        model.eval()
+        with torch.inference_mode():
+            model(x)
+    sync()
+    return time.perf_counter() - start
 
 
 def _status_mib(key: str) -> Optional[float]:
