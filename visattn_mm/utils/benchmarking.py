@@ -1,9 +1,10 @@
 """What the benchmark tools share: one timed inference or training step, and the process's peak
 resident memory (Linux).
 
-For the memory, ``ru_maxrss`` is not used: a child process starts with its parent's, so a model measured in a
-fresh child after its parent has held others would read the parent's peak. ``VmHWM`` belongs to
-the process's own address space and can be reset (``/proc/self/clear_refs``, Linux >= 4.0).
+For the memory, ``ru_maxrss`` is not used: a child process starts with its parent's, so a model
+measured in a fresh child after its parent has held others would read the parent's peak.
+``VmHWM`` belongs to the process's own address space and can be reset
+(``/proc/self/clear_refs``, Linux >= 4.0).
 """
 import resource
 import time

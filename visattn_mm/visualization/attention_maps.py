@@ -254,7 +254,8 @@ def fcvit_context_maps(backbone: nn.Module, x: torch.Tensor, block: int = -1
             for r, rnd in enumerate(stage[index].token_mixer.rounds):
                 picked.append((s, index, r, rnd.context))
                 # the round's input is its context's input (the round adds the context to it)
-                hooks.forward(rnd, lambda m, args, out, key=(s, r): inputs.__setitem__(key, args[0]))
+                hooks.forward(rnd, lambda m, args, out, key=(s, r):
+                              inputs.__setitem__(key, args[0]))
         _run(backbone, x)
     results = []
     with torch.no_grad():

@@ -79,43 +79,43 @@ class GlobalContext(nn.Module):
         sim = (sim - mean) / (std + self.eps)
         return sim * self.sim_weight[:, None] + self.sim_bias[:, None]
 
-    def _layout(self, x: torch.Tensor) -> Tuple[bool, Tuple[int, ...]]:
-        """Whether x is channels-last in memory, and x's channels split into heads in that
-        memory order: (B, H, W, h, d) or (B, h, d, H, W)."""
-        B, C, H, W = x.shape
-        h = self.num_heads
-        if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
-            return True, (B, H, W, h, C // h)
-        return False, (B, h, C // h, H, W)
+    @staticmethod
+    def _is_nhwc(x: torch.Tensor) -> bool:
+        """Whether x's memory is channels-last (and not also NCHW, as for 1x1 maps)."""
+        return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
-    def _factors(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """The similarity (B, h, N) and the context vector (B, C), shaped to broadcast over
-        :meth:`_layout`'s split of x (the product is step 4)."""
+    def _factors(self, x: torch.Tensor, nhwc: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The similarity (B, h, N) and the context vector (B, C), shaped to broadcast over x's
+        channels split into heads in x's memory order: (B, H, W, h, d) when ``nhwc``, else
+        (B, h, d, H, W). Their product is step 4."""
         B, C, H, W = x.shape
         h = self.num_heads
         g = x.mean(dim=(2, 3))  # (B, C)
         sim = self.similarity(x, g)
         # step 3: the context vector, maxout over the two halves of the bottleneck
         c = self.fc_out(self.fc_compete(g).reshape(B, 2, -1).amax(dim=1))  # (B, C)
-        if self._layout(x)[0]:  # (B, H, W, h, 1) and (B, 1, 1, h, d)
+        if nhwc:  # (B, H, W, h, 1) and (B, 1, 1, h, d)
             return sim.transpose(1, 2).reshape(B, H, W, h, 1), c.view(B, 1, 1, h, C // h)
         return sim.view(B, h, 1, H, W), c.view(B, h, C // h, 1, 1)
 
     @staticmethod
     def _to_map(t: torch.Tensor, x: torch.Tensor, nhwc: bool) -> torch.Tensor:
+        """A result split as in :meth:`_factors` back to x's (B, C, H, W) and layout."""
         B, C, H, W = x.shape
         return t.reshape(B, H, W, C).permute(0, 3, 1, 2) if nhwc else t.reshape(B, C, H, W)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, C, H, W) -> context map (B, C, H, W), in x's memory layout."""
-        sim, c = self._factors(x)
-        return self._to_map(sim * c, x, self._layout(x)[0])
+        nhwc = self._is_nhwc(x)
+        sim, c = self._factors(x, nhwc)
+        return self._to_map(sim * c, x, nhwc)
 
     def add_to(self, x: torch.Tensor) -> torch.Tensor:
         """``x + self(x)`` as one pass over x (step 4 and the sum together)."""
-        nhwc, split = self._layout(x)
-        sim, c = self._factors(x)
-        parts = (x.permute(0, 2, 3, 1) if nhwc else x).reshape(split)
+        nhwc = self._is_nhwc(x)
+        sim, c = self._factors(x, nhwc)
+        parts = (x.permute(0, 2, 3, 1) if nhwc else x).reshape(
+            torch.broadcast_shapes(sim.shape, c.shape))
         return self._to_map(torch.addcmul(parts, sim, c), x, nhwc)
 
 
