@@ -94,18 +94,62 @@ def test_bad_head_count():
         DenseDeiT('tiny', num_heads=0)
 
 
-def test_value_bank_equals_value_mix():
-    """The inference buffer gives the same mix as the stacking form, and refuses autograd."""
+def _mix_chain(values, weights, bank=None, stop=None):
+    """Each layer's mix attended by a fixed map, as a stage would, through the bank or the
+    stacking form; the loss uses the layers before ``stop`` only."""
+    torch.manual_seed(1)
+    attn = torch.randn(*values[0].shape[:-1], values[0].shape[-2]).softmax(-1)
+    outs = []
+    for i, (v, w) in enumerate(zip(values, weights)):
+        mixed = bank.mix(v, w) if bank is not None else dense_value_mix(v, values[:i], w)
+        outs.append((attn @ mixed).sin())
+    return sum(o.square().sum() * (k + 1) for k, o in enumerate(outs[:stop]))
+
+
+@pytest.mark.parametrize('stop', [None, 2])
+def test_value_bank_equals_value_mix(stop):
+    """The one-buffer form gives the stacking form's mix and, under autograd, its gradients
+    (values and weights), also when the last layers do not reach the loss and on a second
+    backward through the same graph."""
     from visattn_mm.models.layers import DenseValueBank
     torch.manual_seed(0)
-    values = [torch.randn(2, 3, 5, 4) for _ in range(4)]
-    weights = [torch.randn(4) for _ in range(4)]
-    bank = DenseValueBank(4)
+    values = [torch.randn(2, 3, 5, 4, requires_grad=True) for _ in range(4)]
+    weights = [torch.randn(4, requires_grad=True) for _ in range(4)]
     with torch.no_grad():
+        bank = DenseValueBank(4)
         for i, (v, w) in enumerate(zip(values, weights)):
             torch.testing.assert_close(bank.mix(v, w), dense_value_mix(v, values[:i], w))
-    with pytest.raises(RuntimeError, match='use dense_value_mix while autograd records'):
-        DenseValueBank(4).mix(values[0], weights[0])
+    leaves = values + weights
+    expected = torch.autograd.grad(_mix_chain(values, weights, stop=stop), leaves,
+                                   allow_unused=True)
+    loss = _mix_chain(values, weights, DenseValueBank(4), stop=stop)
+    for retain in (True, False):
+        got = torch.autograd.grad(loss, leaves, retain_graph=retain, allow_unused=True)
+        for g, e in zip(got, expected):
+            if e is None:  # a layer after the loss: no gradient in either form
+                assert g is None
+            else:
+                torch.testing.assert_close(g, e)
+    with pytest.raises(ValueError, match='layer 1 of a stage of 1'):
+        bank = DenseValueBank(1)
+        bank.mix(values[0], weights[0])
+        bank.mix(values[1], weights[1])
+
+
+def test_banked_training_step_equals_stacking():
+    """DenseDeiT's training forward and gradients with the bank equal the stacking form's
+    (gradient checkpointing takes the stacking form)."""
+    torch.manual_seed(0)
+    model = DenseDeiT(ARCH, img_size=32, out_type='featmap', drop_path_rate=0.).train()
+    x = torch.rand(2, 3, 32, 48)
+    grads = []
+    for with_cp in (False, True):
+        model.with_cp = with_cp
+        model.zero_grad()
+        model(x)[0].square().mean().backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
+    for name, grad in grads[0].items():
+        torch.testing.assert_close(grad, grads[1][name], msg=name)
 
 
 def test_train_and_eval_paths_agree():

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from visattn_mm.registry import MODELS
-from ..layers import QKV, DenseValueBank, MultiheadAttention, dense_value_mix
+from ..layers import QKV, DenseValueBank, MultiheadAttention, dense_value_mix, is_tracing
 from .vit import CrossLayerViT
 
 
@@ -43,7 +43,7 @@ class DenseAttention(MultiheadAttention):
         Args:
             x (Tensor): (B, N, C).
             previous_values (Sequence[Tensor] | DenseValueBank): the earlier layers' v, each
-                (B, H, N, d), or (inference) the bank that holds them and keeps this one.
+                (B, H, N, d), or the bank that holds them and keeps this one.
         """
         if isinstance(previous_values, DenseValueBank):
             return super().forward(x, value_fn=lambda v: previous_values.mix(v, self.mix_weight))
@@ -84,14 +84,19 @@ class DenseDeiT(CrossLayerViT):
     def _attn_cfg(self, index: int, attn_cfg: Optional[dict]) -> dict:
         return dict(attn_cfg or {}, num_links=self.arch_settings['num_layers'])
 
-    # While autograd records, the earlier values travel as a list (pure: gradient checkpointing
-    # may run a layer twice); at inference one DenseValueBank buffer holds them (no stacking).
+    # The earlier values go into one DenseValueBank buffer per forward (no stacking, also in
+    # training); as a list (dense_value_mix, pure) where a layer may run twice (gradient
+    # checkpointing) or a tracer or compiler records the autograd graph.
+    def _stacks_values(self) -> bool:
+        return torch.is_grad_enabled() and (self.with_cp and self.training or is_tracing()
+                                            or torch.compiler.is_compiling())
+
     def _layer_inputs(self, index: int, memory: List[Any]) -> Dict[str, Any]:
-        if torch.is_grad_enabled():
+        if self._stacks_values():
             return dict(previous_values=list(memory))
         if not memory:
             memory.append(DenseValueBank(self.num_layers))
         return dict(previous_values=memory[0])
 
     def _remember(self, index: int, qkv: QKV) -> Optional[torch.Tensor]:
-        return qkv[2] if torch.is_grad_enabled() else None
+        return qkv[2] if self._stacks_values() else None
