@@ -31,7 +31,7 @@ keys, as in mmpretrain's blocks. No parameter is added.
 
 **DenseSwinTransformer** (dense links within a stage). Block i of a stage attends with its own
 (position-biased, shift-masked) window attention map over ``v_i + sum_{j<i} w_ij v_j``. The mix is
-formed on the unshifted spatial maps (:func:`dense_value_mix`) and then rolled and windowed with
+formed on the unshifted spatial maps (:class:`DenseValueBank`) and then rolled and windowed with
 block i's shift, so every earlier value is seen through block i's windows (token for token the
 same as rolling each v_j and attending over it separately, by linearity). Each block's attention
 holds ``mix_weight``: one standard-normal weight per block of its stage (the released Dense-ViT
@@ -60,9 +60,9 @@ from mmpretrain.models.utils import WindowMSA as MMPWindowMSA
 from torch import nn
 
 from visattn_mm.registry import MODELS
-from ..layers import (broad_attention, dense_value_mix, ffn_residual, is_tracing, resize_pos_embed,
-                      scaled_dot_product, shift_window_mask, use_fused_attn, window_partition,
-                      window_reverse)
+from ..layers import (DenseValueBank, broad_attention, dense_value_mix, ffn_residual, is_tracing,
+                      resize_pos_embed, scaled_dot_product, shift_window_mask, use_fused_attn,
+                      window_partition, window_reverse)
 from .base import BaseBackbone, maybe_checkpoint
 
 
@@ -290,6 +290,10 @@ class CrossLayerSwin(SwinTransformer, BaseBackbone):
         """What is kept of a block (its q, k, v maps, each (B, Hp, Wp, C))."""
         return None
 
+    def _stage_memory(self, stage: nn.Module) -> List[Any]:
+        """What a stage's memory starts with (what its blocks keep is appended)."""
+        return []
+
     def _merge(self, stage: nn.Module, x: torch.Tensor, hw: Tuple[int, int],
                kept: List[Any]) -> torch.Tensor:
         """The stage's last block output (B, H*W, C) combined with what was kept."""
@@ -346,7 +350,7 @@ class CrossLayerSwin(SwinTransformer, BaseBackbone):
     def _stage_forward(self, stage: nn.Module, x: torch.Tensor,
                        hw: Tuple[int, int]) -> torch.Tensor:
         """The blocks of a stage and the merge (no patch merging): (B, H*W, C) -> same."""
-        kept: List[Any] = []
+        kept: List[Any] = self._stage_memory(stage)
         for block in stage.blocks:
             earlier = tuple(kept)  # a snapshot: a checkpoint recomputes with the same arguments
             x, mine = maybe_checkpoint(self.with_cp, partial(self._block_forward, block), x,
@@ -435,9 +439,20 @@ class DenseSwinTransformer(CrossLayerSwin):
     def _window_msa_cfg(self, depth: int) -> dict:
         return dict(num_links=depth)
 
+    # as DenseDeiT: one DenseValueBank per stage, or the list of earlier values where a block
+    # may run twice (gradient checkpointing) or a tracer or compiler records autograd
+    def _banked(self) -> bool:
+        return DenseValueBank.applies(self.with_cp and self.training)
+
+    def _stage_memory(self, stage: nn.Module) -> List[Any]:
+        return [DenseValueBank(len(stage.blocks))] if self._banked() else []
+
     def _value(self, w_msa: CrossLayerWindowMSA, v: torch.Tensor,
                kept: Sequence[Any]) -> torch.Tensor:
-        return dense_value_mix(v, kept, w_msa.mix_weight)  # v + sum_j w_j v_j, (B, Hp, Wp, C)
+        # v + sum_j w_j v_j, (B, Hp, Wp, C)
+        if kept and isinstance(kept[0], DenseValueBank):
+            return kept[0].mix(v, w_msa.mix_weight)
+        return dense_value_mix(v, kept, w_msa.mix_weight)
 
     def _remember(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> Any:
-        return v
+        return None if self._banked() else v

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from visattn_mm.registry import MODELS
-from ..layers import QKV, DenseValueBank, MultiheadAttention, dense_value_mix, is_tracing
+from ..layers import QKV, DenseValueBank, MultiheadAttention, dense_value_mix
 from .vit import CrossLayerViT
 
 
@@ -87,16 +87,12 @@ class DenseDeiT(CrossLayerViT):
     # The earlier values go into one DenseValueBank buffer per forward (no stacking, also in
     # training); as a list (dense_value_mix, pure) where a layer may run twice (gradient
     # checkpointing) or a tracer or compiler records the autograd graph.
-    def _stacks_values(self) -> bool:
-        return torch.is_grad_enabled() and (self.with_cp and self.training or is_tracing()
-                                            or torch.compiler.is_compiling())
-
     def _layer_inputs(self, index: int, memory: List[Any]) -> Dict[str, Any]:
-        if self._stacks_values():
+        if not DenseValueBank.applies(self.with_cp and self.training):
             return dict(previous_values=list(memory))
         if not memory:
             memory.append(DenseValueBank(self.num_layers))
         return dict(previous_values=memory[0])
 
     def _remember(self, index: int, qkv: QKV) -> Optional[torch.Tensor]:
-        return qkv[2] if self._stacks_values() else None
+        return None if DenseValueBank.applies(self.with_cp and self.training) else qkv[2]

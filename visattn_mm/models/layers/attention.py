@@ -251,6 +251,13 @@ class DenseValueBank:
         self.grads: Optional[torch.Tensor] = None  # the mixes' gradients, filled in backward
         self.first_recorded: Optional[int] = None  # the first layer whose mix autograd recorded
 
+    @staticmethod
+    def applies(checkpointing: bool) -> bool:
+        """Whether a bank may hold this forward's values: always without autograd; while
+        autograd records, not with gradient checkpointing nor under a tracer or compiler."""
+        return not torch.is_grad_enabled() or not (
+            checkpointing or torch.jit.is_tracing() or torch.compiler.is_compiling())
+
     def mix(self, v: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """``v + sum_j weights[j] v_j`` over the values kept so far; then keeps ``v``."""
         i = self.count
