@@ -11,8 +11,8 @@ made it (a 16x288x56x56 map: conv 20 ms, GELU 27 ms, BN 18 ms; all memory bound)
   channels (not into a padded k x k conv: that conv would see the BN's shift, not zero, at the
   padding).
 * a conv followed by a GELU (:func:`conv_gelu`, FCViT's mixers): one oneDNN op.
-* transformer FFNs (:func:`ffn_residual`) run over chunks of tokens, so that the hidden layer
-  is read back from cache rather than from memory. (Fusing their GELU into fc1 with oneDNN was
+* transformer FFNs (:func:`ffn_residual`) run over chunks of tokens, so that no hidden layer of
+  the whole batch is allocated and each chunk's is read back while it is still warm. (Fusing their GELU into fc1 with oneDNN was
   tried: its matmul is slower than MKL's, which ate the gain.)
 
 The fused and chunked forms equal the plain modules to float rounding (~1e-7 relative).
@@ -155,16 +155,19 @@ def run_conv_units(x: torch.Tensor, units: Sequence[ConvGeluNorm]) -> torch.Tens
     return x
 
 
-# rows of an FFN's input per chunk at inference: the chunk's hidden layer (rows x hidden
-# channels, fp32) should stay in a core's cache, ~2 MiB
-FFN_CHUNK_BYTES = 2 ** 21
+# rows of an FFN's input per chunk at inference, from the chunk's hidden layer (rows x hidden
+# channels, fp32): 8 MiB. Much larger, and without glibc keeping freed memory each hidden layer
+# is a fresh mmap, zero-filled page by page (DenseDeiT-Ti at batch 32 unchunked: 0.83x); at
+# 2 MiB, DeiT-S widths got chunks of 341 rows, too short for the matmuls (0.93-0.96x of 8 MiB)
+FFN_CHUNK_BYTES = 2 ** 23
 
 
 def ffn_residual(ffn: nn.Module, x: torch.Tensor, identity: torch.Tensor) -> torch.Tensor:
     """``ffn(x, identity=identity)`` for an mmcv ``FFN`` with ``add_identity=True``; at
     inference on the CPU computed over chunks of rows, so that each chunk's hidden layer is
-    still in cache when the activation and the second fc read it (DeiT-Ti's FFN at batch 16:
-    ~25 % faster). Rows are independent, so the result is the same.
+    still in cache when the activation and the second fc read it, and no hidden layer of the
+    whole batch is allocated (see ``FFN_CHUNK_BYTES``). Rows are independent, so the result is
+    the same.
 
     Args:
         ffn (nn.Module): an ``mmcv.cnn.bricks.transformer.FFN``.
