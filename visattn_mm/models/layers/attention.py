@@ -218,7 +218,7 @@ class DenseValueBank:
     """The earlier layers' values of one stage, for dense attention without stacking.
 
     :func:`dense_value_mix` stacks the earlier values anew for every layer, and its backward
-    makes a gradient of that stack too (~10 % of a DenseDeiT-Ti training step). Here each value
+    makes a gradient of that stack too (~5 % of a DenseDeiT-Ti training step). Here each value
     is written once into one preallocated buffer, so that each layer's mix is a single matmul
     over it::
 

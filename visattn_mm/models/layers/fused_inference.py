@@ -12,8 +12,9 @@ made it (a 16x288x56x56 map: conv 20 ms, GELU 27 ms, BN 18 ms; all memory bound)
   padding).
 * a conv followed by a GELU (:func:`conv_gelu`, FCViT's mixers): one oneDNN op.
 * transformer FFNs (:func:`ffn_residual`) run over chunks of tokens, so that no hidden layer of
-  the whole batch is allocated and each chunk's is read back while it is still warm. (Fusing their GELU into fc1 with oneDNN was
-  tried: its matmul is slower than MKL's, which ate the gain.)
+  the whole batch is allocated and each chunk's is read back while it is still warm. (Fusing
+  their GELU into fc1 with oneDNN was tried: its matmul is slower than MKL's, which ate the
+  gain.)
 
 The fused and chunked forms equal the plain modules to float rounding (~1e-7 relative).
 Training, autograd, tracing, compilation, autocast and non-CPU tensors take the plain modules.
