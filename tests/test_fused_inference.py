@@ -168,3 +168,21 @@ def test_flop_counter_sees_the_plain_ops(monkeypatch, one_thread):
     counted = count()
     monkeypatch.setattr(fused_inference, 'inference_fusion_enabled', lambda *_: False)
     assert counted == count() > 0
+
+
+@pytest.mark.parametrize('approximate', ['none', 'tanh'])
+@pytest.mark.parametrize('memory_format', [torch.contiguous_format, torch.channels_last])
+def test_gelu_keeps_the_layout_values_and_gradients(memory_format, approximate):
+    from visattn_mm.models.layers import GELU, is_channels_last
+    x = torch.randn(2, 6, 5, 4).to(memory_format=memory_format).requires_grad_()
+    ref = x.detach().clone().requires_grad_()
+    y = GELU(approximate=approximate)(x)
+    expected = nn.functional.gelu(ref, approximate=approximate)
+    assert is_channels_last(y) == (memory_format == torch.channels_last)
+    # (oneDNN's erf and PyTorch's own kernel differ in the last bit)
+    torch.testing.assert_close(y, expected, rtol=1e-6, atol=1e-6)
+    grad = torch.randn(2, 6, 5, 4).to(memory_format=memory_format)
+    y.backward(grad)
+    expected.backward(grad)
+    torch.testing.assert_close(x.grad, ref.grad, rtol=1e-6, atol=1e-6)
+    assert not is_channels_last(torch.randn(2, 6, 1, 1).to(memory_format=torch.channels_last))

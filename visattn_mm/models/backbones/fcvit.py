@@ -23,7 +23,7 @@ from mmcv.cnn import build_norm_layer
 
 from visattn_mm.registry import MODELS
 from .base import BaseBackbone, maybe_checkpoint
-from ..layers import DropPath, conv_gelu
+from ..layers import DropPath, conv_gelu, is_channels_last
 
 
 class GlobalContext(nn.Module):
@@ -79,11 +79,6 @@ class GlobalContext(nn.Module):
         sim = (sim - mean) / (std + self.eps)
         return sim * self.sim_weight[:, None] + self.sim_bias[:, None]
 
-    @staticmethod
-    def _is_nhwc(x: torch.Tensor) -> bool:
-        """Whether x's memory is channels-last (and not also NCHW, as for 1x1 maps)."""
-        return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
-
     def _factors(self, x: torch.Tensor, nhwc: bool) -> Tuple[torch.Tensor, torch.Tensor]:
         """The similarity (B, h, N) and the context vector (B, C), shaped to broadcast over x's
         channels split into heads in x's memory order: (B, H, W, h, d) when ``nhwc``, else
@@ -106,13 +101,13 @@ class GlobalContext(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, C, H, W) -> context map (B, C, H, W), in x's memory layout."""
-        nhwc = self._is_nhwc(x)
+        nhwc = is_channels_last(x)
         sim, c = self._factors(x, nhwc)
         return self._to_map(sim * c, x, nhwc)
 
     def add_to(self, x: torch.Tensor) -> torch.Tensor:
         """``x + self(x)`` as one pass over x (step 4 and the sum together)."""
-        nhwc = self._is_nhwc(x)
+        nhwc = is_channels_last(x)
         sim, c = self._factors(x, nhwc)
         parts = (x.permute(0, 2, 3, 1) if nhwc else x).reshape(
             torch.broadcast_shapes(sim.shape, c.shape))

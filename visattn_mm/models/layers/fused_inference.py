@@ -22,11 +22,11 @@ Training, autograd, tracing, compilation, autocast and non-CPU tensors take the 
 from typing import Optional, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from torch import nn
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
+from .activation import GELU, gelu
 from .tracing import is_tracing
 
 Affine = Tuple[torch.Tensor, torch.Tensor]  # per-channel (scale, shift)
@@ -85,7 +85,7 @@ class ConvGeluNorm(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, kernel_size // 2,
                               groups=groups, bias=bias)
-        self.act = nn.GELU() if act else None
+        self.act = GELU() if act else None
         self.norm = build_norm_layer(norm_cfg or dict(type='BN'), out_channels)[1]
         # a BN before this conv can be folded into it: 1x1, stride 1, no groups
         self.takes_input_affine = kernel_size == 1 and stride == 1 and groups == 1
@@ -137,7 +137,7 @@ def conv_gelu(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     if inference_fusion_enabled(x, conv) and conv.padding_mode == 'zeros' \
             and not isinstance(conv.padding, str):
         return _onednn_conv(x, conv, conv.weight, conv.bias, gelu=True)
-    return F.gelu(conv(x))
+    return gelu(conv(x))
 
 
 def run_conv_units(x: torch.Tensor, units: Sequence[ConvGeluNorm]) -> torch.Tensor:
