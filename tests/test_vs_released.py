@@ -61,3 +61,16 @@ def test_peak_rss_is_this_process_growth():
                                  text=True, cwd=ROOT).stdout.split()[-1])
     del hold
     assert 56 < grown < 200, grown
+
+
+def test_bad_size_is_an_error():
+    run = subprocess.run([sys.executable, TOOL, '--fcvit', '.', '--size', '800x13x3'],
+                         capture_output=True, text=True)
+    assert run.returncode == 2 and '--size must be HxW' in run.stderr
+
+
+def test_describe_device_names_the_cpu_and_its_kernels():
+    from visattn_mm.utils.benchmarking import describe_device
+    text = describe_device('cpu')
+    assert torch.backends.cpu.get_cpu_capability() in text
+    assert f'{torch.get_num_threads()} threads' in text

@@ -178,6 +178,8 @@ def main(argv=None) -> None:
         args.models = TABLES[args.table]
     if args.interleave:
         models = args.models or TABLES['bvit']
+        from visattn_mm.utils.benchmarking import describe_device
+        print(f'{args.device}: {describe_device(args.device)}\n')
         print(f'| model | input HxWxB | params | eval img/s | eval ratio | train img/s | '
               f'train ratio |')
         print('|---|---|---:|---:|---:|---:|---:|')
@@ -198,6 +200,8 @@ def main(argv=None) -> None:
 
     models = args.models or list(dict.fromkeys(TABLES['pslt'] + TABLES['fcvit']))
     rows = []
+    from visattn_mm.utils.benchmarking import describe_device
+    print(f'{args.device}: {describe_device(args.device)}\n')
     print(f'| model | input HxWxB | params (backbone) | images/s | ms/batch | peak mem (MiB) |')
     print('|---|---|---:|---:|---:|---:|')
     for size in args.sizes:

@@ -7,7 +7,9 @@ Each option names a checkout of the authors' repository (github.com/lazyGj/PSLT,
 ma-xu/FCViT, koala719/BViT, koala719/Dense-ViT); the families without one are skipped. Nothing of
 them is copied: their model files are imported from there.
 
-What is compared: whole 1000-class classifiers at 224x224, fp32, on the CPU or ``--device``. The
+What is compared: whole 1000-class classifiers at 224x224 (``--size HxW`` for another input:
+only the released FCViT takes other sizes, the other released classifiers assert or slice for
+224; those families are then reported as skipped), fp32, on the CPU or ``--device``. The
 released models are PSLT (embed 36), ``fcvit_b12``, BViT-5M (its 7x7/2 stem, 50 tokens) and
 ``dDeiT_Ti``; ours are the same archs (``PSLT('base')``, ``FCViT('b12')``,
 ``BViT('tiny', released_stem=True)``, ``DenseDeiT('tiny')``) with the released head's layout
@@ -33,6 +35,7 @@ import statistics
 import subprocess
 import sys
 import types
+from typing import Tuple
 
 import torch
 from torch import nn
@@ -141,13 +144,23 @@ def run_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, train: bool) ->
     return timed_step(model, x, train, lambda logits: nn.functional.cross_entropy(logits, y))
 
 
-def interleave(family: str, root: str, batch: int, rounds: int, device: str) -> dict:
+def interleave(family: str, root: str, batch: int, rounds: int, device: str,
+               size: Tuple[int, int] = (224, 224)) -> dict:
+    """Both models timed in turns; ``skipped`` says why where one of them refuses ``size``."""
     models = dict(released=build_released(family, root).to(device),
                   ours=build_ours(family).to(device))
     params = {k: sum(p.numel() for p in m.parameters()) for k, m in models.items()}
+    row = dict(family=family, batch=batch, size=list(size), rounds=rounds, device=device,
+               params=params)
     torch.manual_seed(0)
-    x = torch.randn(batch, 3, 224, 224, device=device)
+    x = torch.randn(batch, 3, *size, device=device)
     y = torch.randint(0, 1000, (batch, ), device=device)
+    for name, model in models.items():  # does each side take this size?
+        try:
+            run_step(model, x[:1], y[:1], False)
+        except (AssertionError, ValueError, RuntimeError) as e:  # einops' error is a RuntimeError
+            row['skipped'] = f'{name} refuses {size[0]}x{size[1]}: {str(e).splitlines()[0]}'
+            return row
     times = {}
     for r in range(rounds + 1):  # round 0 warms up
         for name, model in models.items():
@@ -155,7 +168,6 @@ def interleave(family: str, root: str, batch: int, rounds: int, device: str) -> 
                 elapsed = run_step(model, x, y, train)
                 if r:
                     times.setdefault((name, train), []).append(elapsed)
-    row = dict(family=family, batch=batch, rounds=rounds, device=device, params=params)
     for train, key in ((False, 'eval'), (True, 'train')):
         released, ours = (statistics.median(times[n, train]) for n in ('released', 'ours'))
         row[key] = dict(released_imgs_per_s=batch / released, ours_imgs_per_s=batch / ours,
@@ -164,9 +176,9 @@ def interleave(family: str, root: str, batch: int, rounds: int, device: str) -> 
 
 
 def peak_memory(family: str, root: str, which: str, train: bool, batch: int,
-                device: str) -> float:
+                device: str, size: Tuple[int, int] = (224, 224)) -> float:
     """Run in a child: the model alone, 3 steps; MiB of peak growth."""
-    x = torch.randn(batch, 3, 224, 224, device=device)
+    x = torch.randn(batch, 3, *size, device=device)
     y = torch.randint(0, 1000, (batch, ), device=device)
     from visattn_mm.utils.benchmarking import peak_rss_mib, reset_peak_rss
     base = reset_peak_rss()
@@ -181,6 +193,11 @@ def peak_memory(family: str, root: str, which: str, train: bool, batch: int,
     return peak_rss_mib() - base
 
 
+def machine(device: str) -> str:
+    from visattn_mm.utils.benchmarking import describe_device
+    return describe_device(device)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -188,6 +205,7 @@ def main(argv=None) -> None:
         parser.add_argument(f'--{family}', metavar='DIR', help='checkout of the authors\' code')
     parser.add_argument('--batch', type=int, default=16)
     parser.add_argument('--rounds', type=int, default=5)
+    parser.add_argument('--size', default='224x224', help='input HxW (default 224x224)')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--memory', action='store_true', help='also the peak memory')
     parser.add_argument('--malloc', choices=('keep', 'default'), default='keep',
@@ -196,6 +214,11 @@ def main(argv=None) -> None:
     parser.add_argument('--json', help='also write the rows here')
     parser.add_argument('--child', nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    try:
+        size = tuple(int(v) for v in args.size.lower().split('x'))
+        assert len(size) == 2 and min(size) > 0
+    except (ValueError, AssertionError):
+        parser.error(f'--size must be HxW with positive integers, e.g. 800x1333; got {args.size!r}')
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
         __file__)))))
     if args.device == 'cpu' and args.malloc == 'keep':
@@ -204,7 +227,7 @@ def main(argv=None) -> None:
     if args.child:
         family, root, which, mode = args.child
         print(json.dumps(peak_memory(family, root, which, mode == 'train', args.batch,
-                                     args.device)))
+                                     args.device, size)))
         return
     chosen = [f for f in FAMILIES if getattr(args, f)]
     if not chosen:
@@ -212,20 +235,25 @@ def main(argv=None) -> None:
     rows = []
     for family in chosen:
         root = os.path.expanduser(getattr(args, family))
-        row = interleave(family, root, args.batch, args.rounds, args.device)
+        row = interleave(family, root, args.batch, args.rounds, args.device, size)
+        head = (f'{family} (parameters: released {row["params"]["released"]:,}, ours '
+                f'{row["params"]["ours"]:,}), {size[0]}x{size[1]}, batch {args.batch}, '
+                f'{args.device} ({machine(args.device)}):')
+        rows.append(row)
+        if 'skipped' in row:
+            print(f'{head}\n  skipped: {row["skipped"]}', flush=True)
+            continue
         if args.memory:
             row['peak_mem_mb'] = {}
             for which in ('released', 'ours'):
                 for mode in ('eval', 'train'):
                     out = subprocess.run(
                         [sys.executable, os.path.abspath(__file__), '--batch', str(args.batch),
-                         '--device', args.device, '--malloc', args.malloc,
+                         '--device', args.device, '--malloc', args.malloc, '--size', args.size,
                          '--child', family, root, which, mode],
                         check=True, capture_output=True, text=True).stdout
                     row['peak_mem_mb'][f'{which}_{mode}'] = json.loads(out.splitlines()[-1])
-        rows.append(row)
-        print(f'{family} (parameters: released {row["params"]["released"]:,}, ours '
-              f'{row["params"]["ours"]:,}), 224x224, batch {args.batch}, {args.device}:')
+        print(head)
         for key in ('eval', 'train'):
             r = row[key]
             line = (f'  {key:5}  released {r["released_imgs_per_s"]:7.2f} img/s   ours '

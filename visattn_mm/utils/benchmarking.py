@@ -62,3 +62,22 @@ def reset_peak_rss() -> float:
         return _status_mib('VmRSS') or 0.
     except OSError:
         return peak_rss_mib()
+
+
+def describe_device(device: str = 'cpu') -> str:
+    """The machine a measurement ran on, in words: CPU model, the instruction set PyTorch's CPU
+    kernels use, torch's threads (or the CUDA device's name). Speed ratios between codes depend
+    on it (e.g. oneDNN's kernels differ between AVX2 and AVX-512 machines)."""
+    if str(device).startswith('cuda'):
+        return f'{torch.cuda.get_device_name(torch.device(device))}, torch {torch.__version__}'
+    model = 'unknown CPU'
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    model = line.split(':', 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return (f'{model}, {torch.backends.cpu.get_cpu_capability()}, '
+            f'{torch.get_num_threads()} threads, torch {torch.__version__}')
