@@ -176,10 +176,13 @@ def main(argv=None) -> None:
         keep_freed_cpu_memory()
     if args.table:
         args.models = TABLES[args.table]
+    if args.child:
+        print(json.dumps(measure(*args.child, args.device, args.seconds)))
+        return
+    from visattn_mm.utils.benchmarking import describe_device
+    print(f'{args.device}: {describe_device(args.device)}\n')
     if args.interleave:
         models = args.models or TABLES['bvit']
-        from visattn_mm.utils.benchmarking import describe_device
-        print(f'{args.device}: {describe_device(args.device)}\n')
         print(f'| model | input HxWxB | params | eval img/s | eval ratio | train img/s | '
               f'train ratio |')
         print('|---|---|---:|---:|---:|---:|---:|')
@@ -194,14 +197,9 @@ def main(argv=None) -> None:
             with open(args.json, 'w') as f:
                 json.dump(rows, f, indent=1)
         return
-    if args.child:
-        print(json.dumps(measure(*args.child, args.device, args.seconds)))
-        return
 
     models = args.models or list(dict.fromkeys(TABLES['pslt'] + TABLES['fcvit']))
     rows = []
-    from visattn_mm.utils.benchmarking import describe_device
-    print(f'{args.device}: {describe_device(args.device)}\n')
     print(f'| model | input HxWxB | params (backbone) | images/s | ms/batch | peak mem (MiB) |')
     print('|---|---|---:|---:|---:|---:|')
     for size in args.sizes:

@@ -193,11 +193,6 @@ def peak_memory(family: str, root: str, which: str, train: bool, batch: int,
     return peak_rss_mib() - base
 
 
-def machine(device: str) -> str:
-    from visattn_mm.utils.benchmarking import describe_device
-    return describe_device(device)
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -232,13 +227,15 @@ def main(argv=None) -> None:
     chosen = [f for f in FAMILIES if getattr(args, f)]
     if not chosen:
         parser.error('name at least one checkout (--pslt, --fcvit, --bvit, --dense)')
+    from visattn_mm.utils.benchmarking import describe_device
+    machine = describe_device(args.device)
     rows = []
     for family in chosen:
         root = os.path.expanduser(getattr(args, family))
         row = interleave(family, root, args.batch, args.rounds, args.device, size)
         head = (f'{family} (parameters: released {row["params"]["released"]:,}, ours '
                 f'{row["params"]["ours"]:,}), {size[0]}x{size[1]}, batch {args.batch}, '
-                f'{args.device} ({machine(args.device)}):')
+                f'{args.device} ({machine}):')
         rows.append(row)
         if 'skipped' in row:
             print(f'{head}\n  skipped: {row["skipped"]}', flush=True)
