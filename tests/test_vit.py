@@ -83,6 +83,32 @@ def test_released_stem_limits_input():
         model(torch.rand(1, 3, 160, 160))
 
 
+@pytest.mark.parametrize('released_stem', [False, True])
+@pytest.mark.parametrize('cls', FAMILIES)
+def test_cls_token_output_equals_the_full_last_layer(cls, released_stem):
+    """With out_type 'cls_token' the last layer (and BViT's broad merge) runs for the cls token
+    alone: its output and every gradient equal the full computation's cls row ('raw')."""
+    torch.manual_seed(0)
+    full = cls(dict(SMALL), img_size=64, out_indices=(1, 2), out_type='raw',
+               released_stem=released_stem, drop_path_rate=0.)
+    full.init_weights()
+    cls_only = cls(dict(SMALL), img_size=64, out_indices=(1, 2), out_type='cls_token',
+                   released_stem=released_stem)
+    cls_only.load_state_dict(full.state_dict())
+    x = torch.rand(2, 3, 64, 48)
+    grads = []
+    for model, pick in ((full, lambda o: o[:, 0]), (cls_only, lambda o: o)):
+        model.train()
+        outs = [pick(o) for o in model(x)]
+        (outs[0].square().mean() + outs[1].sin().sum()).backward()
+        grads.append([p.grad for p in model.parameters()])
+        with torch.no_grad():
+            grads[-1].append(torch.cat([pick(o) for o in model.eval()(x)], dim=1))
+    assert all(g is not None for g in grads[1][:-1])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)  # sums in another order
+
+
 @pytest.mark.parametrize('cls', FAMILIES)
 def test_frozen_stages_and_train(cls):
     model = cls(dict(SMALL), frozen_stages=2)

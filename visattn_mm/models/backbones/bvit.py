@@ -10,8 +10,10 @@ After the last of L layers, a parameter-free attention joins every layer's per-h
     z         = Out_deep + 0.4 * Out_broad                  on all tokens
 
 computed as one fused attention over the joined q, k, v (:func:`broad_attention`); no per-layer
-map is stored. The classifier is LayerNorm + Linear on the cls token (``ln1`` + an mmpretrain
-``LinearClsHead``).
+map is stored. When only the cls token is returned (``out_type='cls_token'``), the last layer
+after its q, k, v and the broad attention are computed for that token's query alone (the same
+numbers; see :class:`CrossLayerViT`). The classifier is LayerNorm + Linear on the cls token
+(``ln1`` + an mmpretrain ``LinearClsHead``).
 """
 from typing import Any, List
 
@@ -52,6 +54,7 @@ class BViT(CrossLayerViT):
 
     def _merge(self, x: torch.Tensor, memory: List[Any]) -> torch.Tensor:
         qs, ks, vs = zip(*memory)
+        qs = [q[:, :, :x.shape[1]] for q in qs]  # the tokens x holds (see CrossLayerViT)
         broad = broad_attention(qs, ks, vs, self.head_dims ** -0.5, self.embed_dims,
                                 fused=self.layers[0].attn.fused_attn)  # (B, N, C)
         return x + self.broad_weight * broad

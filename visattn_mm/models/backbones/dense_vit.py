@@ -37,18 +37,20 @@ class DenseAttention(MultiheadAttention):
         self.mix_weight = nn.Parameter(torch.randn(num_links))  # released init: N(0, 1)
 
     def forward(self, x: torch.Tensor,
-                previous_values: Union[Sequence[torch.Tensor], DenseValueBank] = ()
-                ) -> Tuple[torch.Tensor, QKV]:
+                previous_values: Union[Sequence[torch.Tensor], DenseValueBank] = (),
+                query_rows: Optional[int] = None) -> Tuple[torch.Tensor, QKV]:
         """
         Args:
             x (Tensor): (B, N, C).
             previous_values (Sequence[Tensor] | DenseValueBank): the earlier layers' v, each
                 (B, H, N, d), or the bank that holds them and keeps this one.
+            query_rows (int, optional): see :class:`MultiheadAttention`.
         """
         if isinstance(previous_values, DenseValueBank):
-            return super().forward(x, value_fn=lambda v: previous_values.mix(v, self.mix_weight))
+            return super().forward(x, lambda v: previous_values.mix(v, self.mix_weight),
+                                   query_rows)
         return super().forward(
-            x, value_fn=lambda v: dense_value_mix(v, previous_values, self.mix_weight))
+            x, lambda v: dense_value_mix(v, previous_values, self.mix_weight), query_rows)
 
 
 @MODELS.register_module()

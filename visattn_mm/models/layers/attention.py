@@ -122,20 +122,24 @@ class MultiheadAttention(nn.Module):
         return q, k, v
 
     def forward(self, x: torch.Tensor,
-                value_fn: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
-                ) -> Tuple[torch.Tensor, QKV]:
+                value_fn: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+                query_rows: Optional[int] = None) -> Tuple[torch.Tensor, QKV]:
         """
         Args:
             x (Tensor): (B, N, C).
             value_fn (callable, optional): v (B, H, N, d) -> the value attended over.
+            query_rows (int, optional): compute the output of the first ``query_rows`` tokens
+                only (all N are still attended over). Defaults to None: all N.
 
         Returns:
-            tuple: the output (B, N, C) and this layer's (q, k, v), each (B, H, N, d).
+            tuple: the output (B, N', C), N' = ``query_rows`` or N, and this layer's (q, k, v),
+            each (B, H, N, d) (all tokens).
         """
-        B, N, _ = x.shape
         q, k, v = self.project_qkv(x)
         value = v if value_fn is None else value_fn(v)
-        out = scaled_dot_product(q, k, value, self.scale,
+        query = q if query_rows is None else q[:, :, :query_rows]
+        B, _, N, _ = query.shape
+        out = scaled_dot_product(query, k, value, self.scale,
                                  dropout_p=self.attn_drop if self.training else 0.,
                                  fused=self.fused_attn)  # (B, H, N, d)
         out = out.transpose(1, 2).reshape(B, N, self.num_heads * self.head_dims)
@@ -158,22 +162,24 @@ def broad_attention(qs: Sequence[torch.Tensor], ks: Sequence[torch.Tensor],
     attention (``A BPool(V)``, the same numbers up to rounding).
 
     Args:
-        qs, ks, vs (Sequence[Tensor]): L tensors each, (B', H, N, d).
+        qs, ks, vs (Sequence[Tensor]): L tensors each, (B', H, N, d); the qs may hold fewer
+            rows N_q (the outputs of those queries only).
         scale (float): the logit factor, d ** -0.5 in BViT (d of one layer, not L * d).
         out_dims (int): channels after BPool.
         fused (bool): see :func:`scaled_dot_product`. Defaults to True.
 
     Returns:
-        Tensor: (B', N, out_dims).
+        Tensor: (B', N_q, out_dims).
     """
     q, k, v = (torch.cat(list(t), dim=-1) for t in (qs, ks, vs))  # (B', H, N, L*d) each
-    B, H, N, Ld = v.shape
+    B, H, _, Ld = v.shape
+    N = q.shape[-2]
     window = H * Ld // out_dims
     if (H * Ld) % out_dims == 0 and Ld % window == 0:
         # Equal BPool windows (AdaptiveAvgPool1d's), each inside one head: the pooling averages
         # channels and A mixes tokens, so BPool(A V) = A BPool(V). Pooling V first makes A's
         # product `window` times narrower (BViT-Ti: 768 -> 64 per head).
-        v = v.view(B, H, N, Ld // window, window).mean(-1)  # (B', H, N, Ld / window)
+        v = v.view(B, H, -1, Ld // window, window).mean(-1)  # (B', H, N, Ld / window)
         out = scaled_dot_product(q, k, v, scale, fused=fused)
         return out.transpose(1, 2).reshape(B, N, out_dims)  # channels ordered (head, window)
     out = scaled_dot_product(q, k, v, scale, fused=fused)  # (B', H, N, L*d)
