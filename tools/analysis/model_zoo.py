@@ -12,7 +12,9 @@ config of configs/, i.e. the whole classifier with its 1000-class head):
   counter targets.md uses; FLOPs / 2). FlopCounterMode has no formula for the CPU kernel of
   ``F.scaled_dot_product_attention``, so one is supplied here (2 * N * M * (d + d_v) FLOPs per
   head): the fused attention products **are** counted (mmengine's ``get_model_complexity_info``
-  would skip them: its tracer has no SDPA handle);
+  would skip them: its tracer has no SDPA handle). Every token in every layer is counted, as in
+  the papers and the released code; where the classifier computes less (the ViT forms' last
+  layer for the cls token alone) the note gives that count too;
 * with ``--dense-macs``: GMACs of the dense-prediction backbone (all stages / the patch map) at
   800x1333;
 * unless ``--no-speed``: forward images/s (batch 8, eval, no grad, fp32) and peak memory on this
@@ -259,7 +261,8 @@ def measure(entries: Sequence[ZooEntry], speed: bool = True, quick: bool = False
         progress (bool): show a progress bar (tqdm) on stderr. Defaults to True.
 
     Returns:
-        list[dict]: one dict per entry with ``params``, ``gmacs`` and, as asked, ``dense_params``
+        list[dict]: one dict per entry with ``params``, ``gmacs`` (every token in every layer),
+        ``gmacs_as_run`` (what the classifier computes) and, as asked, ``dense_params``
         ``dense_gmacs``, ``cpu`` and ``cuda`` (``ips``, ``peak_mb``).
     """
     from tqdm import tqdm
@@ -271,7 +274,14 @@ def measure(entries: Sequence[ZooEntry], speed: bool = True, quick: bool = False
         bar.set_postfix_str(entry.name)
         model = build_classifier(entry)
         row = dict(entry=entry, params=num_params(model))
-        row['gmacs'] = count_gmacs(classifier_forward, model, torch.randn(1, 3, 224, 224))
+        x = torch.randn(1, 3, 224, 224)
+        row['gmacs_as_run'] = count_gmacs(classifier_forward, model, x)
+        # the architecture's count, as papers and the released code have it: every token in
+        # every layer (the ViT forms' classifiers run the last layer for the cls token alone)
+        for module in model.modules():
+            if hasattr(module, 'cls_only_last_layer'):
+                module.cls_only_last_layer = False
+        row['gmacs'] = count_gmacs(classifier_forward, model, x)
         del model
         if dense_macs:
             backbone = build_dense_backbone(entry)
@@ -293,7 +303,7 @@ def markdown(rows: Sequence[dict], speed: bool, dense_macs: bool, quick: bool = 
     """The markdown tables of :func:`measure`'s rows."""
     lines = ['## Size and compute (classifier with its 1000-class head, 224x224)', '',
              'GMACs: `torch.utils.flop_counter.FlopCounterMode` FLOPs / 2, fused attention '
-             '(SDPA) products counted. Targets: the authors\' released models '
+             '(SDPA) products counted, every token in every layer. Targets: the authors\' released models '
              '(/work/shared/research/targets.md); paper: the papers\' / READMEs\' claims.', '']
     head = ['model', 'params', 'target params', 'GMACs@224', 'target GMACs', 'paper']
     if dense_macs:
@@ -310,7 +320,12 @@ def markdown(rows: Sequence[dict], speed: bool, dense_macs: bool, quick: bool = 
                  f"{row['gmacs']:.3f}", _fmt(e.target_gmacs, '.3f'), e.paper]
         if dense_macs:
             cells += [_fmt(row.get('dense_params'), ','), _fmt(row.get('dense_gmacs'), '.2f')]
-        cells.append(e.note)
+        note = e.note
+        if row.get('gmacs_as_run') is not None and \
+                abs(row['gmacs_as_run'] - row['gmacs']) > 5e-4 * row['gmacs']:
+            note += ('; ' if note else '') + (f"{row['gmacs_as_run']:.3f} as run (last layer "
+                                              'for the cls token only)')
+        cells.append(note)
         lines.append('| ' + ' | '.join(cells) + ' |')
     if speed:
         devices = [d for d in ('cpu', 'cuda') if any(d in r for r in rows)]

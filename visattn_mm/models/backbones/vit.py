@@ -17,7 +17,8 @@ With ``out_type='cls_token'`` nothing reads the last layer's patch tokens, so th
 its q, k, v for every token but its attention output, FFN and the merge for the cls token alone
 (``query_rows=1``): the same output and gradients with fewer MACs at 224: BViT-Ti 14 % (197
 tokens; the broad attention shrinks most), 8 % with the released stem (50 tokens), DenseDeiT-Ti
-6.5 %.
+6.5 %. ``cls_only_last_layer = False`` on a model (or the class) computes every token, as the
+released code does (``tools/analysis/model_zoo.py`` counts the architecture's MACs that way).
 """
 import math
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Type, Union
@@ -119,6 +120,7 @@ class CrossLayerViT(BaseBackbone):
     stage_desc = 'layer indices'
     resizable_pretrained = r'^pos_embed$'
     attn_cls: Type[nn.Module] = MultiheadAttention
+    cls_only_last_layer = True  # see the module doc
 
     def __init__(self, arch: Union[str, dict] = 'tiny', img_size: int = 224,
                  patch_size: int = 16, in_channels: int = 3,
@@ -337,7 +339,8 @@ class CrossLayerViT(BaseBackbone):
         outs = []
         for i, layer in enumerate(self.layers):
             inputs = self._layer_inputs(i, memory)
-            if i == self.num_layers - 1 and self.out_type == 'cls_token':
+            if i == self.num_layers - 1 and self.out_type == 'cls_token' \
+                    and self.cls_only_last_layer:
                 # nothing reads the last layer's patch tokens: its attention output, FFN and
                 # the merge are computed for the cls token alone, from every token's q, k, v
                 inputs['query_rows'] = 1
