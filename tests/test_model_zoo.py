@@ -66,3 +66,16 @@ def test_fused_attention_is_counted(zoo):
 def test_unknown_arch_is_refused(zoo):
     with pytest.raises(ValueError, match='pslt-base'):
         zoo.select(['pslt-huge'])
+
+
+@pytest.mark.parametrize('name', ['pslt-tiny', 'fcvit-tiny', 'bvit-tiny', 'dense-deit-tiny'])
+def test_readme_rows_are_the_tools(zoo, name):
+    """The README's size-and-compute rows are this tool's output for today's code (they are
+    pasted by hand: a model change that moves a count must regenerate them)."""
+    rows = zoo.measure(zoo.select([name]), speed=False, progress=False, dense_macs=True)
+    row = next(line for line in zoo.markdown(rows, speed=False, dense_macs=True).splitlines()
+               if line.startswith(f'| {name} |'))
+    with open(osp.join(ROOT, 'README.md')) as f:
+        readme = [line.rstrip('\n') for line in f if line.startswith(f'| {name} |')]
+    assert row in readme, (f'README row of {name} differs from the tool\'s:\n{row}\n'
+                           'regenerate it with python tools/analysis/model_zoo.py --dense-macs')
