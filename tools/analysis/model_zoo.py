@@ -70,17 +70,17 @@ class ZooEntry:
     note: str = ''
 
 
+# FCViT's context similarity is one matmul over the channels-last map with the context laid out
+# block-diagonally over the heads (see GlobalContext.similarity): h x the products of a per-head
+# view, counted here, ~0.6-0.9 % of the MACs, for not copying the map to NCHW
+FCVIT_NOTE = 'GMACs above target: the similarity as one block-diagonal matmul (8 x its products)'
+
 # Reported numbers. Exact counts and GMACs: /work/shared/research/targets.md (the table "Exact
 # size targets"). Paper claims: PSLT /work/shared/research/pslt.md section 6 "Results" ([ABS]);
 # FCViT fcvit.md section 3 "Variants" (README params = count / 2^20, top-1 @224); BViT
 # bvit_dense.md section 1.1 "Headline numbers"; Dense attention bvit_dense.md section 2.1
 # "Abstract facts" (gains over DeiT / Swin; absolute numbers there are inferred); BViT on Swin and
 # T2T-ViT: bvit_dense.md section 1.1 (">1%", no per-model number).
-# FCViT's context similarity is one matmul over the channels-last map with the context laid out
-# block-diagonally over the heads (see GlobalContext.similarity): h x the products of a per-head
-# view, counted here, ~0.6-0.9 % of the MACs, for not copying the map to NCHW
-FCVIT_NOTE = 'GMACs above target: the similarity as one block-diagonal matmul (8 x its products)'
-
 ZOO: List[ZooEntry] = [
     ZooEntry('pslt-tiny', 'PSLT', 'configs/pslt/pslt-tiny_8xb128_in1k.py',
              target_params=4_298_988, target_gmacs=0.900),
@@ -284,13 +284,14 @@ def measure(entries: Sequence[ZooEntry], speed: bool = True, quick: bool = False
         model = build_classifier(entry)
         row = dict(entry=entry, params=num_params(model))
         x = torch.randn(1, 3, 224, 224)
-        row['gmacs_as_run'] = count_gmacs(classifier_forward, model, x)
+        row['gmacs'] = row['gmacs_as_run'] = count_gmacs(classifier_forward, model, x)
         # the architecture's count, as papers and the released code have it: every token in
         # every layer (the ViT forms' classifiers run the last layer for the cls token alone)
-        for module in model.modules():
-            if hasattr(module, 'cls_only_last_layer'):
+        shortened = [m for m in model.modules() if getattr(m, 'cls_only_last_layer', False)]
+        if shortened:
+            for module in shortened:
                 module.cls_only_last_layer = False
-        row['gmacs'] = count_gmacs(classifier_forward, model, x)
+            row['gmacs'] = count_gmacs(classifier_forward, model, x)
         del model
         if dense_macs:
             backbone = build_dense_backbone(entry)
@@ -312,8 +313,9 @@ def markdown(rows: Sequence[dict], speed: bool, dense_macs: bool, quick: bool = 
     """The markdown tables of :func:`measure`'s rows."""
     lines = ['## Size and compute (classifier with its 1000-class head, 224x224)', '',
              'GMACs: `torch.utils.flop_counter.FlopCounterMode` FLOPs / 2, fused attention '
-             '(SDPA) products counted, every token in every layer. Targets: the authors\' released models '
-             '(/work/shared/research/targets.md); paper: the papers\' / READMEs\' claims.', '']
+             '(SDPA) products counted, every token in every layer. Targets: the authors\' '
+             'released models (/work/shared/research/targets.md); paper: the papers\' / '
+             'READMEs\' claims.', '']
     head = ['model', 'params', 'target params', 'GMACs@224', 'target GMACs', 'paper']
     if dense_macs:
         head += ['dense backbone params', 'dense GMACs@800x1333']
