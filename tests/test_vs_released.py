@@ -74,3 +74,52 @@ def test_describe_device_names_the_cpu_and_its_kernels():
     text = describe_device('cpu')
     assert torch.backends.cpu.get_cpu_capability() in text
     assert f'{torch.get_num_threads()} threads' in text
+
+
+def test_training_step_macs_count_the_backward():
+    """Forward and backward both counted, the CPU fused attention's backward with its formula."""
+    from visattn_mm.utils.benchmarking import count_gmacs
+    q, k, v = (torch.randn(1, 2, 50, 16, requires_grad=True) for _ in range(3))
+
+    def step(q, k, v):
+        torch.nn.functional.scaled_dot_product_attention(q, k, v).sum().backward()
+
+    forward = 2 * 2 * 50 * 50 * (16 + 16)
+    backward = 2 * 2 * 50 * 50 * (3 * 16 + 2 * 16)
+    assert count_gmacs(step, q, k, v, grad=True) * 2e9 == forward + backward
+    linear = torch.nn.Linear(64, 32, bias=False)
+    x = torch.randn(8, 64)
+    macs = 8 * 64 * 32
+    assert count_gmacs(linear, x) * 1e9 == macs
+    assert count_gmacs(lambda x: linear(x).sum().backward(), x, grad=True) * 1e9 == 2 * macs
+
+
+def test_bound_is_released_time_over_ours_macs_at_the_matmul_rate(tool):
+    from visattn_mm.utils.benchmarking import matmul_gmacs_per_s
+    assert matmul_gmacs_per_s(n=256, repeats=2) > 0
+    models = {name: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 1000))
+              for name in ('released', 'ours')}
+    x, y = torch.randn(4, 3, 8, 8), torch.randint(0, 1000, (4, ))
+    row = dict(eval=dict(released_imgs_per_s=400.), train=dict(released_imgs_per_s=100.))
+    out = tool.bound(models, x, y, row, matmul_rate=10.)
+    macs = 4 * 192 * 1000 / 1e9  # the Linear; its backward also computes the weight's gradient
+    assert out['eval']['ours_gmacs'] == out['eval']['released_gmacs'] == pytest.approx(macs)
+    assert out['train']['ours_gmacs'] == pytest.approx(2 * macs)  # the input needs no gradient
+    assert out['eval']['max_ratio'] == pytest.approx((4 / 400.) / (macs / 10.))
+    assert out['train']['max_ratio'] == pytest.approx((4 / 100.) / (2 * macs / 10.))
+
+
+@pytest.mark.parametrize('groups', [1, 4, 16])
+def test_conv_backward_macs_are_twice_the_forward(groups):
+    """Input and weight gradients each take the forward's products, also for grouped and
+    depthwise convs (PyTorch's own formula counts their weight gradient ``groups`` times)."""
+    from visattn_mm.utils.benchmarking import count_gmacs
+    conv = torch.nn.Conv2d(16, 32, 3, stride=2, padding=1, groups=groups)
+    x = torch.randn(2, 16, 16, 16, requires_grad=True)
+    forward = count_gmacs(conv, x)
+    assert forward * 1e9 == 2 * 32 * 8 * 8 * (16 // groups) * 9
+    step = count_gmacs(lambda x: conv(x).sum().backward(), x, grad=True)
+    assert step == pytest.approx(3 * forward)
+    x.requires_grad_(False)  # the image: no input gradient
+    assert count_gmacs(lambda x: conv(x).sum().backward(), x, grad=True) == pytest.approx(
+        2 * forward)

@@ -26,7 +26,6 @@ Writes the markdown tables to stdout and to ``--out``.
 """
 import argparse
 import json
-import math
 import os
 import os.path as osp
 import subprocess
@@ -39,9 +38,8 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
 import torch  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from visattn_mm.utils.benchmarking import peak_rss_mib, reset_peak_rss  # noqa: E402
+from visattn_mm.utils.benchmarking import count_gmacs, peak_rss_mib, reset_peak_rss  # noqa: E402
 
 
 @dataclass
@@ -142,40 +140,6 @@ DENSE_FORM: Dict[str, dict] = {
     'BroadSwinTransformer': dict(out_indices=(0, 1, 2, 3)),
     'BroadT2TViT': dict(out_type='featmap'),
 }
-
-
-# ---------------------------------------------------------------------------------- counting
-def _sdpa_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
-    """FLOPs of one fused attention: q k^T and A v, 2 N M (d + d_v) per batch and head."""
-    *batch, n, d = query_shape
-    return 2 * math.prod(batch) * n * key_shape[-2] * (d + value_shape[-1])
-
-
-def _custom_mapping() -> dict:
-    aten = torch.ops.aten
-    mapping = {}
-    for name in ('_scaled_dot_product_flash_attention_for_cpu',):
-        op = getattr(aten, name, None)
-        if op is not None:
-            mapping[op] = _sdpa_flops
-    return mapping
-
-
-def count_gmacs(fn, *inputs) -> float:
-    """GMACs (FLOPs / 2 / 1e9) of ``fn(*inputs)`` under ``FlopCounterMode``, fused attention
-    included.
-
-    Args:
-        fn (callable): what to run (under ``torch.no_grad``).
-        *inputs: its arguments.
-
-    Returns:
-        float: GMACs.
-    """
-    with torch.no_grad(), FlopCounterMode(display=False,
-                                          custom_mapping=_custom_mapping()) as counter:
-        fn(*inputs)
-    return counter.get_total_flops() / 2 / 1e9
 
 
 # ---------------------------------------------------------------------------------- building

@@ -1,7 +1,8 @@
 """The authors' released models beside this package's, timed in turns in one process.
 
     python tools/analysis/vs_released.py --pslt ~/src/PSLT --fcvit ~/src/FCViT \
-        --bvit ~/src/BViT --dense ~/src/Dense-ViT [--batch 16] [--rounds 5] [--memory]
+        --bvit ~/src/BViT --dense ~/src/Dense-ViT [--batch 16] [--rounds 5] [--memory] \
+        [--bound]
 
 Each option names a checkout of the authors' repository (github.com/lazyGj/PSLT,
 ma-xu/FCViT, koala719/BViT, koala719/Dense-ViT); the families without one are skipped. Nothing of
@@ -20,6 +21,13 @@ Drop path is as each side builds it by default (PSLT 0.2 on both sides, the othe
 
 ``--memory`` also runs each model alone in a fresh process (inference and a training step) and
 prints the growth of its peak resident set (CPU) or ``torch.cuda.max_memory_allocated``.
+
+``--bound`` also counts the MACs of each side's inference and training step (FlopCounterMode,
+backward included) and measures the machine's fp32 matmul rate (2048^3 products, timed in every
+round beside the models; the best seen). Ours' MACs over that rate is the least time any fp32
+code computing them can take, so ``released time / that`` bounds the ratio ours can reach on
+this machine without computing less (convolutions and small GEMMs run below the square
+product's rate: the true bound is lower).
 
 The released files import a few helpers from timm (``DropPath``, ``trunc_normal_``, ``to_2tuple``,
 ``register_model``). Where timm is not installed, minimal equivalents are put in its place for
@@ -145,8 +153,10 @@ def run_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, train: bool) ->
 
 
 def interleave(family: str, root: str, batch: int, rounds: int, device: str,
-               size: Tuple[int, int] = (224, 224)) -> dict:
-    """Both models timed in turns; ``skipped`` says why where one of them refuses ``size``."""
+               size: Tuple[int, int] = (224, 224), with_bound: bool = False) -> dict:
+    """Both models timed in turns; ``skipped`` says why where one of them refuses ``size``;
+    ``with_bound``: also :func:`bound`, at the best matmul rate seen over the rounds (timed in
+    every round beside the models: a shared machine's rate drifts with them)."""
     models = dict(released=build_released(family, root).to(device),
                   ours=build_ours(family).to(device))
     params = {k: sum(p.numel() for p in m.parameters()) for k, m in models.items()}
@@ -161,18 +171,38 @@ def interleave(family: str, root: str, batch: int, rounds: int, device: str,
         except (AssertionError, ValueError, RuntimeError) as e:  # einops' error is a RuntimeError
             row['skipped'] = f'{name} refuses {size[0]}x{size[1]}: {str(e).splitlines()[0]}'
             return row
-    times = {}
+    from visattn_mm.utils.benchmarking import matmul_gmacs_per_s
+    times, matmul_rate = {}, 0.
     for r in range(rounds + 1):  # round 0 warms up
         for name, model in models.items():
             for train in (False, True):
                 elapsed = run_step(model, x, y, train)
                 if r:
                     times.setdefault((name, train), []).append(elapsed)
+        if with_bound and r:
+            matmul_rate = max(matmul_rate, matmul_gmacs_per_s(device, repeats=3))
     for train, key in ((False, 'eval'), (True, 'train')):
         released, ours = (statistics.median(times[n, train]) for n in ('released', 'ours'))
         row[key] = dict(released_imgs_per_s=batch / released, ours_imgs_per_s=batch / ours,
                         ratio=released / ours)
+    if with_bound:
+        row['bound'] = bound(models, x, y, row, matmul_rate)
     return row
+
+
+def bound(models: dict, x: torch.Tensor, y: torch.Tensor, row: dict, matmul_rate: float) -> dict:
+    """Each side's GMACs per step (inference, training) and the ratio to the released code's
+    measured time that ours' MACs at ``matmul_rate`` (GMAC/s) would give: no fp32 code computing
+    those MACs on this machine runs faster."""
+    from visattn_mm.utils.benchmarking import count_gmacs
+    out = dict(matmul_gmacs_per_s=matmul_rate)
+    for train, key in ((False, 'eval'), (True, 'train')):
+        gmacs = {name: count_gmacs(run_step, model, x, y, train, grad=train)
+                 for name, model in models.items()}
+        released_s = x.shape[0] / row[key]['released_imgs_per_s']
+        out[key] = dict(released_gmacs=gmacs['released'], ours_gmacs=gmacs['ours'],
+                        max_ratio=released_s / (gmacs['ours'] / matmul_rate))
+    return out
 
 
 def peak_memory(family: str, root: str, which: str, train: bool, batch: int,
@@ -203,6 +233,8 @@ def main(argv=None) -> None:
     parser.add_argument('--size', default='224x224', help='input HxW (default 224x224)')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--memory', action='store_true', help='also the peak memory')
+    parser.add_argument('--bound', action='store_true',
+                        help='also the MACs per step and the best ratio they allow here')
     parser.add_argument('--malloc', choices=('keep', 'default'), default='keep',
                         help='glibc malloc on the CPU: as tools/train.py sets it (keep) or '
                              'glibc\'s defaults')
@@ -232,7 +264,7 @@ def main(argv=None) -> None:
     rows = []
     for family in chosen:
         root = os.path.expanduser(getattr(args, family))
-        row = interleave(family, root, args.batch, args.rounds, args.device, size)
+        row = interleave(family, root, args.batch, args.rounds, args.device, size, args.bound)
         head = (f'{family} (parameters: released {row["params"]["released"]:,}, ours '
                 f'{row["params"]["ours"]:,}), {size[0]}x{size[1]}, batch {args.batch}, '
                 f'{args.device} ({machine}):')
@@ -260,6 +292,11 @@ def main(argv=None) -> None:
                 line += f'   peak MiB: released {m[f"released_{key}"]:.0f}, ' \
                         f'ours {m[f"ours_{key}"]:.0f}'
             print(line, flush=True)
+        for key in ('eval', 'train') if args.bound else ():
+            b, rate = row['bound'][key], row['bound']['matmul_gmacs_per_s']
+            print(f'  {key:5}  GMACs per step: released {b["released_gmacs"]:.1f}, ours '
+                  f'{b["ours_gmacs"]:.1f}; at {rate:.0f} GMAC/s (fp32 matmul, best seen) ours '
+                  f'can reach at most {b["max_ratio"]:.2f}x the released time', flush=True)
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(rows, f, indent=2)

@@ -1,17 +1,20 @@
-"""What the benchmark tools share: one timed inference or training step, and the process's peak
-resident memory (Linux).
+"""What the benchmark tools share: one timed inference or training step, the process's peak
+resident memory (Linux), the MACs a step computes and the machine's matmul rate (together: how
+fast any code doing those MACs could run).
 
 For the memory, ``ru_maxrss`` is not used: a child process starts with its parent's, so a model
 measured in a fresh child after its parent has held others would read the parent's peak.
 ``VmHWM`` belongs to the process's own address space and can be reset
 (``/proc/self/clear_refs``, Linux >= 4.0).
 """
+import math
 import resource
 import time
 from typing import Callable, Optional
 
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 
 def timed_step(model: nn.Module, x: torch.Tensor, train: bool,
@@ -81,3 +84,80 @@ def describe_device(device: str = 'cpu') -> str:
         pass
     return (f'{model}, {torch.backends.cpu.get_cpu_capability()}, '
             f'{torch.get_num_threads()} threads, torch {torch.__version__}')
+
+
+def _sdpa_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    """FLOPs of one fused attention: q k^T and A v, 2 N M (d + d_v) per batch and head."""
+    *batch, n, d = query_shape
+    return 2 * math.prod(batch) * n * key_shape[-2] * (d + value_shape[-1])
+
+
+def _sdpa_backward_flops(grad_out_shape, query_shape, key_shape, value_shape, *args,
+                         out_shape=None, **kwargs) -> int:
+    """FLOPs of its backward: q k^T again, dA = dO v^T, dv = A^T dO, dq = dS k, dk = dS^T q,
+    2 N M (3 d + 2 d_v) per batch and head (PyTorch's count for the CUDA kernels)."""
+    *batch, n, d = query_shape
+    return 2 * math.prod(batch) * n * key_shape[-2] * (3 * d + 2 * value_shape[-1])
+
+
+def _conv_backward_flops(grad_out_shape, x_shape, w_shape, bias, stride, padding, dilation,
+                         transposed, output_padding, groups, output_mask, out_shape=None) -> int:
+    """FLOPs of a convolution's backward: each of the input's and the weight's gradients takes
+    the forward's products. (PyTorch's formula counts the weight gradient of a grouped conv as
+    if it were dense, ``groups`` times too many: 64x for a 64-channel depthwise conv.)"""
+    spatial = (x_shape if transposed else grad_out_shape)[2:]
+    forward = 2 * grad_out_shape[0] * math.prod(spatial) * math.prod(w_shape)
+    return forward * (int(output_mask[0]) + int(output_mask[1]))
+
+
+def _custom_mapping() -> dict:
+    """Formulas FlopCounterMode lacks (the CPU fused attention) or gets wrong (the backward of
+    grouped convolutions)."""
+    aten = torch.ops.aten
+    mapping = {aten.convolution_backward: _conv_backward_flops}
+    for name, formula in (('_scaled_dot_product_flash_attention_for_cpu', _sdpa_flops),
+                          ('_scaled_dot_product_flash_attention_for_cpu_backward',
+                           _sdpa_backward_flops)):
+        op = getattr(aten, name, None)
+        if op is not None:
+            mapping[op] = formula
+    return mapping
+
+
+def count_gmacs(fn: Callable, *inputs, grad: bool = False) -> float:
+    """GMACs (FLOPs / 2 / 1e9) of ``fn(*inputs)`` under ``FlopCounterMode``, fused attention
+    included (its CPU kernels have no formula in PyTorch: one is supplied).
+
+    Args:
+        fn (callable): what to run; under ``torch.no_grad`` unless ``grad`` (then a backward
+            that ``fn`` runs is counted too).
+        *inputs: its arguments.
+        grad (bool): keep autograd on. Defaults to False.
+
+    Returns:
+        float: GMACs.
+    """
+    with torch.set_grad_enabled(grad), FlopCounterMode(
+            display=False, custom_mapping=_custom_mapping()) as counter:
+        fn(*inputs)
+    return counter.get_total_flops() / 2 / 1e9
+
+
+def matmul_gmacs_per_s(device: str = 'cpu', n: int = 2048, repeats: int = 5) -> float:
+    """This machine's fp32 matmul rate, GMAC/s: the best of ``repeats`` n x n by n x n products.
+
+    A bound for dense work, not a promise: no fp32 GEMM or convolution of a model runs faster
+    than the large square product (convolutions and small GEMMs run slower), so a step's MACs
+    over this rate is the least time any code computing those MACs can take.
+    """
+    a, b = (torch.randn(n, n, device=device) for _ in range(2))
+    sync = torch.cuda.synchronize if a.is_cuda else (lambda: None)
+    torch.mm(a, b)  # warm-up
+    best = float('inf')
+    for _ in range(repeats):
+        sync()
+        start = time.perf_counter()
+        torch.mm(a, b)
+        sync()
+        best = min(best, time.perf_counter() - start)
+    return n ** 3 / best / 1e9
