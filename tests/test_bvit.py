@@ -98,3 +98,50 @@ def test_scale_uses_one_layers_head_dims():
     b = broad_attention(q, q, q, 16 ** -0.5, 16)
     assert not torch.allclose(a, b)
     assert F.scaled_dot_product_attention is not None
+
+
+# the sum of logits (few tokens) and the joined form it falls back to (N_q > 2 L d), all rows
+# or the first ones, windows inside heads and uneven ones
+@pytest.mark.parametrize('tokens, query_rows, out_dims', [(11, None, 16), (11, 1, 16),
+                                                          (11, None, 10), (40, None, 16),
+                                                          (40, 3, 10)])
+def test_broad_attention_sum_equals_the_joined_form(tokens, query_rows, out_dims):
+    from visattn_mm.models.layers import BroadAttentionSum
+    torch.manual_seed(0)
+    layers, d = 2, 8  # 2 L d = 32: 40 query rows keep the joined form
+    qs, ks, vs = ([torch.randn(2, 2, tokens, d) for _ in range(layers)] for _ in range(3))
+    summed = BroadAttentionSum(layers, query_rows)
+    for qkv in zip(qs, ks, vs):
+        summed.append(qkv)
+    assert bool(summed.kept) == (tokens > 2 * layers * d and query_rows is None)
+    rows = tokens if query_rows is None else query_rows
+    expected = broad_attention([q[:, :, :rows] for q in qs], ks, vs, d ** -0.5, out_dims)
+    torch.testing.assert_close(summed.attend(d ** -0.5, out_dims), expected, atol=1e-6,
+                               rtol=1e-5)
+    with pytest.raises(ValueError, match='made for 2 layers'):
+        summed.append((qs[0], ks[0], vs[0]))
+    with pytest.raises(ValueError, match='holds 0 of its 2 layers'):
+        BroadAttentionSum(layers).attend(d ** -0.5, out_dims)
+
+
+@pytest.mark.parametrize('kwargs', [dict(out_type='cls_token', released_stem=True),
+                                    dict(out_type='featmap', out_indices=(1, 2))])
+def test_inference_sums_the_broad_logits(kwargs, monkeypatch):
+    """Without autograd the model gathers the broad inputs layer by layer: the same outputs as
+    the joined form (autograd recording), and no layer's q, k, v kept to the end."""
+    from visattn_mm.models.layers import BroadAttentionSum
+    torch.manual_seed(0)
+    arch = dict(embed_dims=32, num_layers=3, num_heads=2, head_dims=16, feedforward_channels=64)
+    model = BViT(arch, img_size=64, **kwargs).eval()
+    model.init_weights()
+    x = torch.rand(2, 3, 64, 64)
+    memories = []
+    monkeypatch.setattr(BViT, '_merge', lambda self, x, memory, merge=BViT._merge: (
+        memories.append(memory), merge(self, x, memory))[1])
+    with torch.no_grad():
+        summed = model(x)
+    joined = model(x)
+    assert isinstance(memories[0], BroadAttentionSum) and not memories[0].kept
+    assert isinstance(memories[1], list)
+    for a, b in zip(summed, joined):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)

@@ -53,15 +53,18 @@ def test_block_fused_equals_plain(block, memory_format, one_thread):
 def test_fused_path_is_taken_and_folds_two_bns(monkeypatch, one_thread):
     model = randomise_bns(MV2BlockSE(8, 8)).eval()
     calls = {'conv': 0, 'norm': 0}
-    conv_op = torch.ops.mkldnn._convolution_pointwise
+    mkldnn = torch.ops.mkldnn
 
     class CountingOps:  # torch.ops.mkldnn stand-in that counts the fused convs
         @staticmethod
         def _convolution_pointwise(*args):
             calls['conv'] += 1
-            return conv_op(*args)
+            return mkldnn._convolution_pointwise(*args)
 
-    monkeypatch.setattr(torch.ops, 'mkldnn', CountingOps)
+        def __getattr__(self, name):  # the other ops (the SE's Linears)
+            return getattr(mkldnn, name)
+
+    monkeypatch.setattr(torch.ops, 'mkldnn', CountingOps())
     for unit in (model.expand, model.depthwise, model.project):
         unit.norm.register_forward_hook(lambda *_: calls.__setitem__('norm', calls['norm'] + 1))
     with torch.no_grad():
@@ -108,13 +111,35 @@ def test_run_conv_units_folds_only_into_1x1(one_thread):
     assert rel(fused, plain) < 1e-5
 
 
-@pytest.mark.parametrize('ffn_cfg', [
-    dict(),
-    dict(act_cfg=dict(type='ReLU')),
-    dict(layer_scale_init_value=0.5),
-    dict(dropout_layer=dict(type='DropPath', drop_prob=0.3)),  # identity at eval
-], ids=['gelu', 'relu', 'layer-scale', 'drop-path'])
-def test_chunked_ffn_equals_mmcv_ffn(ffn_cfg, monkeypatch, one_thread):
+class CountingMkldnn:
+    """A torch.ops.mkldnn stand-in that counts the oneDNN matmuls."""
+
+    def __init__(self):
+        self.ops, self.linear_calls = torch.ops.mkldnn, 0
+
+    def _linear_pointwise(self, *args):
+        self.linear_calls += 1
+        return self.ops._linear_pointwise(*args)
+
+    def __getattr__(self, name):
+        return getattr(self.ops, name)
+
+
+@pytest.fixture
+def counting_mkldnn(monkeypatch):
+    ops = CountingMkldnn()
+    monkeypatch.setattr(torch.ops, 'mkldnn', ops)
+    return ops
+
+
+@pytest.mark.parametrize('ffn_cfg, onednn', [
+    (dict(), True),
+    (dict(act_cfg=dict(type='ReLU')), True),
+    (dict(layer_scale_init_value=0.5), True),
+    (dict(dropout_layer=dict(type='DropPath', drop_prob=0.3)), True),  # identity at eval
+    (dict(act_cfg=dict(type='SiLU')), False),  # no oneDNN post-op here: the layers as built
+], ids=['gelu', 'relu', 'layer-scale', 'drop-path', 'silu'])
+def test_chunked_ffn_equals_mmcv_ffn(ffn_cfg, onednn, counting_mkldnn, monkeypatch, one_thread):
     from mmcv.cnn.bricks.transformer import FFN
 
     from visattn_mm.models.layers import fused_inference, ffn_residual
@@ -122,16 +147,79 @@ def test_chunked_ffn_equals_mmcv_ffn(ffn_cfg, monkeypatch, one_thread):
     torch.manual_seed(0)
     ffn = FFN(24, 40, num_fcs=2, **ffn_cfg).eval()
     x, identity = torch.randn(2, 100, 24), torch.randn(2, 100, 24)
+    calls = []
+    ffn.layers.register_forward_hook(lambda *_: calls.append(1))
     with torch.no_grad():
         plain = identity + ffn.gamma2(ffn.layers(x))
-        calls = []
-        ffn.layers.register_forward_hook(lambda *_: calls.append(1))
+        calls.clear()
         chunked = ffn_residual(ffn, x, identity)
-    assert len(calls) == 4  # 200 rows in chunks of 64
     assert chunked.shape == plain.shape and rel(chunked, plain) < 1e-6
+    # 200 rows in chunks of 64: 4 chunks, two oneDNN matmuls each (or the layers 4 times)
+    assert (counting_mkldnn.linear_calls, len(calls)) == ((8, 0) if onednn else (0, 4))
     calls.clear()
+    counting_mkldnn.linear_calls = 0
     ffn_residual(ffn, x, identity)  # autograd records: the plain FFN, once
-    assert len(calls) == 1
+    assert (counting_mkldnn.linear_calls, len(calls)) == (0, 1)
+
+
+@pytest.mark.parametrize('act', ['none', 'relu', 'gelu', 'sigmoid'])
+def test_linear_act_equals_the_plain_layer(act, counting_mkldnn, one_thread):
+    from visattn_mm.models.layers import Linear, linear_act
+    torch.manual_seed(0)
+    layer = Linear(24, 40).eval()
+    plain_act = dict(none=lambda y: y, relu=torch.relu, gelu=nn.functional.gelu,
+                     sigmoid=torch.sigmoid)[act]
+    for x in (torch.randn(3, 24), torch.randn(2, 5, 7, 24),
+              torch.randn(2, 24, 7).transpose(1, 2)):  # 2-D, 4-D, not contiguous
+        expected = plain_act(nn.functional.linear(x, layer.weight, layer.bias))
+        with torch.no_grad():
+            out = linear_act(layer, x, act)
+        assert out.shape == expected.shape and rel(out, expected) < 1e-6
+    assert counting_mkldnn.linear_calls == 3
+    x = torch.randn(3, 24, requires_grad=True)  # autograd: the plain ops, gradients flow
+    linear_act(layer, x, act).sum().backward()
+    assert counting_mkldnn.linear_calls == 3 and layer.weight.grad is not None
+
+
+def test_linear_repacks_a_changed_weight(counting_mkldnn, one_thread):
+    """The packed copy follows in-place updates, reassigned data and new parameters."""
+    from visattn_mm.models.layers import Linear
+    torch.manual_seed(0)
+    layer, other = Linear(16, 8).eval(), nn.Linear(16, 8)
+    x = torch.randn(4, 16)
+
+    def check():
+        with torch.no_grad():
+            out = layer(x)
+        assert rel(out, nn.functional.linear(x, layer.weight, layer.bias)) < 1e-6
+
+    check()
+    layer.load_state_dict(other.state_dict())  # copy_ into the same storage
+    check()
+    with torch.no_grad():
+        layer.weight.mul_(2)
+    check()
+    layer.weight.data = torch.randn(8, 16)
+    check()
+    layer.weight = nn.Parameter(torch.randn(8, 16))
+    check()
+    assert counting_mkldnn.linear_calls == 5
+
+
+def test_linear_keeps_nn_linear_keys_and_copies(one_thread):
+    import copy
+    import pickle
+
+    from visattn_mm.models.layers import Linear
+    layer = Linear(16, 8).eval()
+    with torch.no_grad():
+        layer(torch.randn(2, 16))  # packs its weight
+    assert isinstance(layer, nn.Linear)
+    assert list(layer.state_dict()) == list(nn.Linear(16, 8).state_dict())
+    for clone in (copy.deepcopy(layer), pickle.loads(pickle.dumps(layer))):
+        x = torch.randn(2, 16)
+        with torch.no_grad():
+            assert torch.allclose(clone(x), layer(x))
 
 
 def test_vit_block_fused_equals_plain(one_thread):

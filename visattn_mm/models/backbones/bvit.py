@@ -10,17 +10,19 @@ After the last of L layers, a parameter-free attention joins every layer's per-h
     z         = Out_deep + 0.4 * Out_broad                  on all tokens
 
 computed as one fused attention over the joined q, k, v (:func:`broad_attention`); no per-layer
-map is stored. When only the cls token is returned (``out_type='cls_token'``), the last layer
-after its q, k, v and the broad attention are computed for that token's query alone (the same
-numbers; see :class:`CrossLayerViT`). The classifier is LayerNorm + Linear on the cls token
+map is stored. At inference the logits are summed and the values joined layer by layer instead
+(:class:`BroadAttentionSum`), so that no layer's q, k, v projection is kept to the end. When
+only the cls token is returned (``out_type='cls_token'``), the last layer after its q, k, v and
+the broad attention are computed for that token's query alone (the same numbers; see
+:class:`CrossLayerViT`). The classifier is LayerNorm + Linear on the cls token
 (``ln1`` + an mmpretrain ``LinearClsHead``).
 """
-from typing import Any, List
+from typing import Any, List, Union
 
 import torch
 
 from visattn_mm.registry import MODELS
-from ..layers import QKV, broad_attention
+from ..layers import QKV, BroadAttentionSum, broad_attention, is_tracing
 from .vit import CrossLayerViT
 
 
@@ -49,12 +51,23 @@ class BViT(CrossLayerViT):
         super().__init__(arch, **kwargs)
         self.broad_weight = broad_weight
 
+    def _new_memory(self) -> Union[List[Any], BroadAttentionSum]:
+        if torch.is_grad_enabled() or is_tracing() or torch.compiler.is_compiling():
+            return []  # (tracers and compilers see the joined form)
+        return BroadAttentionSum(self.num_layers, 1 if self._cls_only_last_layer() else None,
+                                 fused=self.layers[0].attn.fused_attn)
+
     def _remember(self, index: int, qkv: QKV) -> QKV:
         return qkv
 
-    def _merge(self, x: torch.Tensor, memory: List[Any]) -> torch.Tensor:
-        qs, ks, vs = zip(*memory)
-        qs = [q[:, :, :x.shape[1]] for q in qs]  # the tokens x holds (see CrossLayerViT)
-        broad = broad_attention(qs, ks, vs, self.head_dims ** -0.5, self.embed_dims,
-                                fused=self.layers[0].attn.fused_attn)  # (B, N, C)
+    def _merge(self, x: torch.Tensor,
+               memory: Union[List[Any], BroadAttentionSum]) -> torch.Tensor:
+        scale = self.head_dims ** -0.5
+        if isinstance(memory, BroadAttentionSum):
+            broad = memory.attend(scale, self.embed_dims)
+        else:
+            qs, ks, vs = zip(*memory)
+            qs = [q[:, :, :x.shape[1]] for q in qs]  # the tokens x holds (see CrossLayerViT)
+            broad = broad_attention(qs, ks, vs, scale, self.embed_dims,
+                                    fused=self.layers[0].attn.fused_attn)  # (B, N, C)
         return x + self.broad_weight * broad

@@ -23,7 +23,7 @@ from mmcv.cnn import build_norm_layer
 
 from visattn_mm.registry import MODELS
 from .base import BaseBackbone, maybe_checkpoint
-from ..layers import DropPath, conv_gelu, is_channels_last
+from ..layers import DropPath, Linear, conv_gelu, is_channels_last
 
 
 class GlobalContext(nn.Module):
@@ -52,8 +52,8 @@ class GlobalContext(nn.Module):
         self.scale = (embed_dims // num_heads) ** -0.5
         self.eps = eps
         # "Compete to compute": two candidate vectors of C/r, element-wise max, no activation.
-        self.fc_compete = nn.Linear(embed_dims, 2 * (embed_dims // reduction))
-        self.fc_out = nn.Linear(embed_dims // reduction, embed_dims)
+        self.fc_compete = Linear(embed_dims, 2 * (embed_dims // reduction))
+        self.fc_out = Linear(embed_dims // reduction, embed_dims)
         self.sim_weight = nn.Parameter(torch.ones(num_heads))
         self.sim_bias = nn.Parameter(torch.zeros(num_heads))
 

@@ -30,8 +30,8 @@ from torch import nn
 
 from visattn_mm.registry import MODELS
 from .base import BaseBackbone, maybe_checkpoint
-from ..layers import (ConvGeluNorm, DropPath, ExternalValueWindowMSA, ShiftWindowMSA, WindowMSA,
-                      is_tracing, run_conv_units)
+from ..layers import (ConvGeluNorm, DropPath, ExternalValueWindowMSA, Linear, ShiftWindowMSA,
+                      WindowMSA, is_tracing, linear_act, run_conv_units)
 
 NUM_BRANCHES = 3
 
@@ -46,12 +46,12 @@ class SqueezeExcite(nn.Module):
 
     def __init__(self, channels: int, ratio: int = 2) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(channels, channels // ratio)
-        self.fc2 = nn.Linear(channels // ratio, channels)
+        self.fc1 = Linear(channels, channels // ratio)
+        self.fc2 = Linear(channels // ratio, channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, C, H, W) -> (B, C, H, W)."""
-        w = torch.sigmoid(self.fc2(F.relu(self.fc1(x.mean(dim=(2, 3))))))  # (B, C)
+        w = linear_act(self.fc2, linear_act(self.fc1, x.mean(dim=(2, 3)), 'relu'), 'sigmoid')
         return x * w[:, :, None, None]
 
 
@@ -172,13 +172,14 @@ class PixelAdaptiveFusion(nn.Module):
 
     def __init__(self, embed_dims: int, ratio: int = 2) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(embed_dims, embed_dims // ratio)
-        self.fc2 = nn.Linear(embed_dims // ratio, embed_dims)
-        self.proj = nn.Linear(embed_dims, embed_dims)
+        self.fc1 = Linear(embed_dims, embed_dims // ratio)
+        self.fc2 = Linear(embed_dims // ratio, embed_dims)
+        self.proj = Linear(embed_dims, embed_dims)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         """y: (B, H, W, C) -> (B, H, W, C)."""
-        z = y * torch.sigmoid(self.fc2(F.relu(self.fc1(y))))  # each pixel its own channel weights
+        # each pixel its own channel weights (the activations run inside the matmuls)
+        z = y * linear_act(self.fc2, linear_act(self.fc1, y, 'relu'), 'sigmoid')
         return z + self.proj(z)
 
 
@@ -231,7 +232,7 @@ class PatchMerging(nn.Module):
     def __init__(self, in_channels: int) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(4 * in_channels)
-        self.reduction = nn.Linear(4 * in_channels, 2 * in_channels, bias=False)
+        self.reduction = Linear(4 * in_channels, 2 * in_channels, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, C, H, W) -> (B, 2C, ceil(H/2), ceil(W/2))."""

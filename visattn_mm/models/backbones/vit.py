@@ -186,6 +186,15 @@ class CrossLayerViT(BaseBackbone):
         """Extra arguments of layer ``index``'s attention."""
         return attn_cfg
 
+    def _new_memory(self) -> List[Any]:
+        """Where a forward pass keeps what :meth:`_remember` returns (anything with
+        ``append``)."""
+        return []
+
+    def _cls_only_last_layer(self) -> bool:
+        """Whether the last layer computes its outputs for the cls token alone."""
+        return self.out_type == 'cls_token' and self.cls_only_last_layer
+
     def _layer_inputs(self, index: int, memory: List[Any]) -> Dict[str, Any]:
         """Keyword arguments layer ``index``'s attention gets, given what was kept so far."""
         return {}
@@ -335,12 +344,11 @@ class CrossLayerViT(BaseBackbone):
             tuple: one tensor per out index, shaped as ``out_type`` says.
         """
         x, grid = self._embed(x)
-        memory: List[Any] = []
+        memory = self._new_memory()
         outs = []
         for i, layer in enumerate(self.layers):
             inputs = self._layer_inputs(i, memory)
-            if i == self.num_layers - 1 and self.out_type == 'cls_token' \
-                    and self.cls_only_last_layer:
+            if i == self.num_layers - 1 and self._cls_only_last_layer():
                 # nothing reads the last layer's patch tokens: its attention output, FFN and
                 # the merge are computed for the cls token alone, from every token's q, k, v
                 inputs['query_rows'] = 1

@@ -1,15 +1,17 @@
 from .activation import GELU, gelu, is_channels_last
-from .attention import (QKV, DenseValueBank, MultiheadAttention, broad_attention,
-                        dense_value_mix, scaled_dot_product, use_fused_attn)
+from .attention import (QKV, BroadAttentionSum, DenseValueBank, MultiheadAttention,
+                        broad_attention, dense_value_mix, scaled_dot_product, use_fused_attn)
 from .drop_path import DropPath
-from .fused_inference import ConvGeluNorm, conv_gelu, ffn_residual, run_conv_units
+from .fused_inference import (ConvGeluNorm, Linear, conv_gelu, ffn_residual, linear_act,
+                              run_conv_units)
 from .tracing import is_tracing, resize_pos_embed
 from .window_attention import (ExternalValueWindowMSA, ShiftWindowMSA, WindowMSA,
                                relative_position_index, shift_window_mask, window_partition,
                                window_reverse)
 
-__all__ = ['GELU', 'QKV', 'ConvGeluNorm', 'DenseValueBank', 'DropPath', 'ExternalValueWindowMSA',
-           'MultiheadAttention', 'ShiftWindowMSA', 'WindowMSA', 'broad_attention', 'conv_gelu',
-           'dense_value_mix', 'ffn_residual', 'gelu', 'is_channels_last', 'is_tracing',
-           'relative_position_index', 'resize_pos_embed', 'run_conv_units', 'scaled_dot_product',
-           'shift_window_mask', 'use_fused_attn', 'window_partition', 'window_reverse']
+__all__ = ['GELU', 'QKV', 'BroadAttentionSum', 'ConvGeluNorm', 'DenseValueBank', 'DropPath',
+           'ExternalValueWindowMSA', 'Linear', 'MultiheadAttention', 'ShiftWindowMSA',
+           'WindowMSA', 'broad_attention', 'conv_gelu', 'dense_value_mix', 'ffn_residual', 'gelu',
+           'is_channels_last', 'is_tracing', 'linear_act', 'relative_position_index',
+           'resize_pos_embed', 'run_conv_units', 'scaled_dot_product', 'shift_window_mask',
+           'use_fused_attn', 'window_partition', 'window_reverse']

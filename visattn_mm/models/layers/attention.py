@@ -7,7 +7,8 @@
 * :class:`MultiheadAttention` is a plain multi-head self-attention that returns its per-head
   q, k, v beside its output and can attend over a value it is handed (``value_fn``).
 * :func:`broad_attention` (BViT) and :func:`dense_value_mix` (Dense attention) combine the q, k, v
-  of several layers; both are used by the plain-ViT and the Swin forms.
+  of several layers; both are used by the plain-ViT and the Swin forms. At inference the
+  plain-ViT BViT gathers the broad inputs layer by layer instead (:class:`BroadAttentionSum`).
 """
 import os
 from typing import Callable, Final, List, Optional, Sequence, Tuple
@@ -15,6 +16,8 @@ from typing import Callable, Final, List, Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .fused_inference import Linear
 
 QKV = Tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
@@ -106,8 +109,8 @@ class MultiheadAttention(nn.Module):
         self.attn_drop = attn_drop
         self.fused_attn = use_fused_attn()
         inner = num_heads * head_dims
-        self.qkv = nn.Linear(embed_dims, 3 * inner, bias=qkv_bias)
-        self.proj = nn.Linear(inner, embed_dims)
+        self.qkv = Linear(embed_dims, 3 * inner, bias=qkv_bias)
+        self.proj = Linear(inner, embed_dims)
         self.proj_drop = nn.Dropout(proj_drop)
 
     def extra_repr(self) -> str:
@@ -159,7 +162,8 @@ def broad_attention(qs: Sequence[torch.Tensor], ks: Sequence[torch.Tensor],
 
     computed as one attention over the joined tensors: no per-layer map is ever formed. When
     every pooling window lies inside one head (all released forms), V is pooled before the
-    attention (``A BPool(V)``, the same numbers up to rounding).
+    attention (``A BPool(V)``, the same numbers up to rounding). :class:`BroadAttentionSum`
+    gathers the same inputs layer by layer, for inference.
 
     Args:
         qs, ks, vs (Sequence[Tensor]): L tensors each, (B', H, N, d); the qs may hold fewer
@@ -172,21 +176,96 @@ def broad_attention(qs: Sequence[torch.Tensor], ks: Sequence[torch.Tensor],
         Tensor: (B', N_q, out_dims).
     """
     q, k, v = (torch.cat(list(t), dim=-1) for t in (qs, ks, vs))  # (B', H, N, L*d) each
+    return _attend_and_pool(lambda value: scaled_dot_product(q, k, value, scale, fused=fused),
+                            v, out_dims)
+
+
+def _attend_and_pool(attend: Callable[[torch.Tensor], torch.Tensor], v: torch.Tensor,
+                     out_dims: int) -> torch.Tensor:
+    """``BPool(attend(v))`` for joined values v (B', H, N, L*d) -> (B', N_q, out_dims)."""
     B, H, _, Ld = v.shape
-    N = q.shape[-2]
     window = H * Ld // out_dims
     if (H * Ld) % out_dims == 0 and Ld % window == 0:
         # Equal BPool windows (AdaptiveAvgPool1d's), each inside one head: the pooling averages
         # channels and A mixes tokens, so BPool(A V) = A BPool(V). Pooling V first makes A's
         # product `window` times narrower (BViT-Ti: 768 -> 64 per head).
-        v = v.view(B, H, -1, Ld // window, window).mean(-1)  # (B', H, N, Ld / window)
-        out = scaled_dot_product(q, k, v, scale, fused=fused)
-        return out.transpose(1, 2).reshape(B, N, out_dims)  # channels ordered (head, window)
-    out = scaled_dot_product(q, k, v, scale, fused=fused)  # (B', H, N, L*d)
-    out = out.transpose(1, 2).reshape(B, N, H * Ld)  # channels ordered (head, layer, d)
+        out = attend(v.view(B, H, -1, Ld // window, window).mean(-1))  # (B', H, N_q, Ld / w)
+        return out.transpose(1, 2).reshape(B, -1, out_dims)  # channels ordered (head, window)
+    out = attend(v)  # (B', H, N_q, L*d)
+    out = out.transpose(1, 2).reshape(B, -1, H * Ld)  # channels ordered (head, layer, d)
     if (H * Ld) % out_dims == 0:  # equal windows across heads
-        return out.view(B, N, out_dims, window).mean(-1)
-    return F.adaptive_avg_pool1d(out, out_dims)  # (B', N, out_dims)
+        return out.view(*out.shape[:2], out_dims, window).mean(-1)
+    return F.adaptive_avg_pool1d(out, out_dims)  # (B', N_q, out_dims)
+
+
+class BroadAttentionSum:
+    """:func:`broad_attention`'s inputs gathered layer by layer, for inference (no autograd).
+
+    Joining every layer's q, k and v at the end keeps each layer's q, k, v projection alive
+    until the last layer and then copies it once more (BViT-5M at batch 16: ~37 MB). Here each
+    layer adds ``q_l k_l^T`` to one sum of logits (fp32; of the first ``query_rows`` queries)
+    and writes v_l into one joined buffer, and nothing else of it is kept::
+
+        broad = BroadAttentionSum(num_layers, query_rows)
+        for each layer: broad.append((q, k, v))
+        out = broad.attend(scale, out_dims)       # = broad_attention(qs, ks, vs, ...)
+
+    Where the N_q x N logits would be larger than the q and k they replace (N_q > 2 L d: many
+    tokens, e.g. a detection input), the layers' q, k, v are kept and joined as
+    :func:`broad_attention` does, whose fused attention forms no N x N map. (Writing q and k
+    into joins as well, for one fused attention at the end, kept 2x the memory of the sum and
+    was no faster.)
+
+    Args:
+        num_layers (int): L, the layers that will be appended.
+        query_rows (int, optional): outputs for the first queries only. Defaults to None: all.
+        fused (bool): see :func:`scaled_dot_product` (the joined form). Defaults to True.
+    """
+
+    def __init__(self, num_layers: int, query_rows: Optional[int] = None,
+                 fused: bool = True) -> None:
+        self.num_layers = num_layers
+        self.query_rows = query_rows
+        self.fused = fused
+        self.logits: Optional[torch.Tensor] = None
+        self.values: Optional[torch.Tensor] = None
+        self.kept: List[QKV] = []  # the joined form's inputs
+        self.count = 0
+
+    def append(self, qkv: QKV) -> None:
+        """Add one layer's (q, k, v), each (B', H, N, d)."""
+        if self.count == self.num_layers:
+            raise ValueError(f'BroadAttentionSum was made for {self.num_layers} layers')
+        q, k, v = qkv
+        if self.query_rows is not None:
+            q = q[:, :, :self.query_rows]
+        d = v.shape[-1]
+        if self.kept or self.count == 0 and q.shape[-2] > 2 * self.num_layers * q.shape[-1]:
+            self.kept.append((q, k, v))
+        else:
+            if q.shape[-2] == 1:  # (one query: a product and a sum, ~3x faster than matmul)
+                logits = (q * k).sum(-1).unsqueeze(-2).float()  # (B', H, 1, N)
+            else:
+                logits = torch.matmul(q, k.transpose(-2, -1)).float()  # (B', H, N_q, N)
+            if self.count == 0:
+                self.logits = logits
+                self.values = v.new_empty(*v.shape[:-1], self.num_layers * d)
+            else:
+                self.logits += logits
+            self.values[..., self.count * d:(self.count + 1) * d] = v
+        self.count += 1
+
+    def attend(self, scale: float, out_dims: int) -> torch.Tensor:
+        """The broad attention over all appended layers: (B', N_q, out_dims)."""
+        if self.count != self.num_layers:
+            raise ValueError(f'BroadAttentionSum holds {self.count} of its {self.num_layers} '
+                             'layers')
+        if self.kept:
+            qs, ks, vs = zip(*self.kept)
+            return broad_attention(qs, ks, vs, scale, out_dims, fused=self.fused)
+        weights = torch.softmax(self.logits * scale, dim=-1)
+        return _attend_and_pool(lambda value: torch.matmul(weights.to(value.dtype), value),
+                                self.values, out_dims)
 
 
 def dense_value_mix(v: torch.Tensor, previous: Sequence[torch.Tensor],

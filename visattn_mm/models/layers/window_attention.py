@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attention import scaled_dot_product, use_fused_attn
+from .fused_inference import Linear
 from .tracing import is_tracing
 
 # Masked logits get -inf, so their softmax weight is exactly 0. The released Swin and PSLT use
@@ -159,7 +160,7 @@ class WindowMSA(nn.Module):
         self.fused_attn = use_fused_attn()
         self._make_input_projection(embed_dims, qkv_bias)
         self.attn_drop = attn_drop
-        self.proj = nn.Linear(embed_dims, embed_dims)
+        self.proj = Linear(embed_dims, embed_dims)
         self.proj_drop = nn.Dropout(proj_drop)
 
         self.relative_position_bias_table = nn.Parameter(
@@ -192,7 +193,7 @@ class WindowMSA(nn.Module):
                   f'{dst}x{dst} offsets (window {self.window_size})', logger='current')
 
     def _make_input_projection(self, embed_dims: int, bias: bool) -> None:
-        self.qkv = nn.Linear(embed_dims, 3 * embed_dims, bias=bias)
+        self.qkv = Linear(embed_dims, 3 * embed_dims, bias=bias)
 
     def project(self, x: torch.Tensor, v: Optional[torch.Tensor]
                 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -276,7 +277,7 @@ class ExternalValueWindowMSA(WindowMSA):
     """
 
     def _make_input_projection(self, embed_dims: int, bias: bool) -> None:
-        self.qk = nn.Linear(embed_dims, 2 * embed_dims, bias=bias)
+        self.qk = Linear(embed_dims, 2 * embed_dims, bias=bias)
 
     def project(self, x: torch.Tensor, v: Optional[torch.Tensor]
                 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
