@@ -62,9 +62,12 @@ def reset_peak_rss() -> float:
     try:
         with open('/proc/self/clear_refs', 'w') as f:
             f.write('5')
-        return _status_mib('VmRSS') or 0.
     except OSError:
         return peak_rss_mib()
+    # the counter the peak is read from, not VmRSS: the kernel syncs per-thread RSS counts
+    # lazily, so a VmRSS read just after the reset can exceed the reset VmHWM by a few pages
+    # and make the growth negative
+    return peak_rss_mib()
 
 
 def describe_device(device: str = 'cpu') -> str:
