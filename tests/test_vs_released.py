@@ -53,14 +53,22 @@ def test_no_checkout_is_an_error():
 
 def test_peak_rss_is_this_process_growth():
     """A fresh child measures its own peak, not its parent's (ru_maxrss would)."""
-    code = ('import torch; from visattn_mm.utils.benchmarking import peak_rss_mib, reset_peak_rss\n'
+    code = ('import torch\n'
+            'from visattn_mm.utils.benchmarking import peak_rss_growth_mib, reset_peak_rss\n'
             'base = reset_peak_rss(); x = torch.ones(64 * 2**20 // 4); del x\n'
-            'print(peak_rss_mib() - base)')
+            'print(peak_rss_growth_mib(base))')
     hold = torch.ones(256 * 2**20 // 4)  # the parent holds 256 MiB more than the child will
     grown = float(subprocess.run([sys.executable, '-c', code], check=True, capture_output=True,
                                  text=True, cwd=ROOT).stdout.split()[-1])
     del hold
     assert 56 < grown < 200, grown
+
+
+def test_peak_rss_growth_is_never_negative():
+    """The kernel's RSS counts are approximate: a base read above the later peak is no growth
+    (CI once read -0.06 MiB for a model's peak)."""
+    from visattn_mm.utils.benchmarking import peak_rss_growth_mib, reset_peak_rss
+    assert peak_rss_growth_mib(reset_peak_rss() + 0.25) == 0.
 
 
 def test_bad_size_is_an_error():

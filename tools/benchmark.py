@@ -118,7 +118,7 @@ def measure(name: str, size: str, device: str, seconds: float) -> dict:
     """Run in the child process: build, warm up, time, report."""
     import torch
 
-    from visattn_mm.utils.benchmarking import peak_rss_mib, reset_peak_rss
+    from visattn_mm.utils.benchmarking import peak_rss_growth_mib, reset_peak_rss
     h, w, batch = (int(v) for v in size.split('x'))
     base_rss = reset_peak_rss()
     model = build(name, device)
@@ -143,7 +143,7 @@ def measure(name: str, size: str, device: str, seconds: float) -> dict:
     if device.startswith('cuda'):
         peak = torch.cuda.max_memory_allocated() / 2**20
     else:
-        peak = peak_rss_mib() - base_rss
+        peak = peak_rss_growth_mib(base_rss)
     return dict(model=name, size=size, params=params, imgs_per_s=runs * batch / elapsed,
                 ms_per_batch=1000 * elapsed / runs, peak_mem_mb=peak, device=device)
 

@@ -39,7 +39,8 @@ sys.path.insert(0, ROOT)
 
 import torch  # noqa: E402
 
-from visattn_mm.utils.benchmarking import count_gmacs, peak_rss_mib, reset_peak_rss  # noqa: E402
+from visattn_mm.utils.benchmarking import (  # noqa: E402
+    count_gmacs, peak_rss_growth_mib, reset_peak_rss)
 
 
 @dataclass
@@ -206,7 +207,7 @@ def measure_speed(entry: ZooEntry, device: str, batch: int, seconds: float) -> d
     if device == 'cuda':
         peak = torch.cuda.max_memory_allocated() / 2 ** 20
     else:
-        peak = peak_rss_mib() - before
+        peak = peak_rss_growth_mib(before)
     return dict(ips=ips, peak_mb=peak)
 
 

@@ -210,7 +210,7 @@ def peak_memory(family: str, root: str, which: str, train: bool, batch: int,
     """Run in a child: the model alone, 3 steps; MiB of peak growth."""
     x = torch.randn(batch, 3, *size, device=device)
     y = torch.randint(0, 1000, (batch, ), device=device)
-    from visattn_mm.utils.benchmarking import peak_rss_mib, reset_peak_rss
+    from visattn_mm.utils.benchmarking import peak_rss_growth_mib, reset_peak_rss
     base = reset_peak_rss()
     model = (build_released(family, root) if which == 'released' else build_ours(family))
     model = model.to(device)
@@ -220,7 +220,7 @@ def peak_memory(family: str, root: str, which: str, train: bool, batch: int,
         run_step(model, x, y, train)
     if device.startswith('cuda'):
         return torch.cuda.max_memory_allocated() / 2**20
-    return peak_rss_mib() - base
+    return peak_rss_growth_mib(base)
 
 
 def main(argv=None) -> None:

@@ -57,17 +57,21 @@ def peak_rss_mib() -> float:
 
 def reset_peak_rss() -> float:
     """Reset the peak resident set to the current one and return that, MiB (where the reset is
-    not possible: the peak so far, so that ``peak_rss_mib() - reset_peak_rss()`` is the growth
-    above it)."""
+    not possible: the peak so far). :func:`peak_rss_growth_mib` of it is the growth above it."""
     try:
         with open('/proc/self/clear_refs', 'w') as f:
             f.write('5')
     except OSError:
-        return peak_rss_mib()
-    # the counter the peak is read from, not VmRSS: the kernel syncs per-thread RSS counts
-    # lazily, so a VmRSS read just after the reset can exceed the reset VmHWM by a few pages
-    # and make the growth negative
+        pass
     return peak_rss_mib()
+
+
+def peak_rss_growth_mib(base: float) -> float:
+    """How far the peak resident set rose above ``base`` (from :func:`reset_peak_rss`), MiB.
+
+    Never negative: the kernel's RSS counters are per-CPU approximations (off by some pages
+    either way), so a process that grew by nothing can read a few dozen KiB below its base."""
+    return max(0., peak_rss_mib() - base)
 
 
 def describe_device(device: str = 'cpu') -> str:
