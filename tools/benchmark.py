@@ -12,7 +12,9 @@ is a fresh mmap that the kernel zero-fills page by page, a third of a PSLT train
 ``--interleave`` builds every model in one process and times them in turns (A B C A B C ...),
 inference and a training step (forward + backward), and reports the median images/s of the
 rounds and the ratio to the first model (the anchor): on a shared, drifting machine ratios
-measured this way hold where lone times do not.
+measured this way hold where lone times do not. ``--amp bf16`` (or ``fp16``) times every model a
+second time, in the same rounds, under ``torch.autocast`` of that dtype (rows ``name@bf16``; the
+ratios stay to the first model in fp32), e.g. on a CPU with AMX or on a GPU.
 
 Each (model, size) runs in a fresh subprocess, so the peak memory is that model's alone: on CUDA
 ``torch.cuda.max_memory_allocated``; on the CPU the peak resident set size of the process minus
@@ -25,6 +27,7 @@ import os
 import subprocess
 import sys
 import time
+from typing import Optional
 
 # name -> (registry scope, backbone config)
 MODELS = {
@@ -82,8 +85,13 @@ def build(name: str, device: str):
     return importlib.import_module(f'{scope}.registry').MODELS.build(cfg).to(device)
 
 
-def interleave(names: list, size: str, device: str, rounds: int) -> list:
-    """Median images/s over ``rounds`` turns of every model, eval and a training step."""
+AMP_DTYPES = {'bf16': 'bfloat16', 'fp16': 'float16'}
+
+
+def interleave(names: list, size: str, device: str, rounds: int,
+               amp: Optional[str] = None) -> list:
+    """Median images/s over ``rounds`` turns of every model, eval and a training step; with
+    ``amp`` ('bf16' or 'fp16') every model also under autocast, as a row ``name@amp``."""
     import statistics
 
     import torch
@@ -91,21 +99,26 @@ def interleave(names: list, size: str, device: str, rounds: int) -> list:
     models = {name: build(name, device) for name in names}
     x = torch.randn(batch, 3, h, w, device=device)
     from visattn_mm.utils.benchmarking import timed_step
+    # (row name, model name, autocast dtype)
+    runs = [(name, name, None) for name in names]
+    if amp:
+        runs += [(f'{name}@{amp}', name, getattr(torch, AMP_DTYPES[amp])) for name in names]
 
-    def step(model, train: bool) -> float:
-        return timed_step(model, x, train, lambda outs: sum(o.float().mean() for o in outs))
+    def step(model, train: bool, dtype) -> float:
+        return timed_step(model, x, train, lambda outs: sum(o.float().mean() for o in outs),
+                          amp=dtype)
 
-    times = {(n, t): [] for n in names for t in (False, True)}
+    times = {(row, t): [] for row, _, _ in runs for t in (False, True)}
     for r in range(rounds + 1):  # round 0 warms up
-        for name, model in models.items():
+        for row, name, dtype in runs:
             for train in (False, True):
-                elapsed = step(model, train)
+                elapsed = step(models[name], train, dtype)
                 if r:
-                    times[name, train].append(elapsed)
+                    times[row, train].append(elapsed)
     rows = []
-    for name in names:
+    for name, model_name, _ in runs:
         row = dict(model=name, size=size, device=device,
-                   params=sum(p.numel() for p in models[name].parameters()))
+                   params=sum(p.numel() for p in models[model_name].parameters()))
         for train, key in ((False, 'eval'), (True, 'train')):
             row[f'{key}_imgs_per_s'] = batch / statistics.median(times[name, train])
             row[f'{key}_ratio'] = row[f'{key}_imgs_per_s'] / (
@@ -166,6 +179,8 @@ def main(argv=None) -> None:
                         help='CPU: keep: glibc malloc keeps freed memory for reuse, as the '
                         'tools set it (visattn_mm.apis.cpu.keep_freed_cpu_memory); default: '
                         "glibc's own settings (a fresh mmap per large tensor)")
+    parser.add_argument('--amp', choices=sorted(AMP_DTYPES),
+                        help='--interleave: also every model under torch.autocast of this dtype')
     parser.add_argument('--child', nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.threads:
@@ -181,6 +196,8 @@ def main(argv=None) -> None:
         return
     from visattn_mm.utils.benchmarking import describe_device
     print(f'{args.device}: {describe_device(args.device)}\n')
+    if args.amp and not args.interleave:
+        parser.error('--amp needs --interleave')
     if args.interleave:
         models = args.models or TABLES['bvit']
         print(f'| model | input HxWxB | params | eval img/s | eval ratio | train img/s | '
@@ -188,7 +205,7 @@ def main(argv=None) -> None:
         print('|---|---|---:|---:|---:|---:|---:|')
         rows = []
         for size in args.sizes:
-            for row in interleave(models, size, args.device, args.rounds):
+            for row in interleave(models, size, args.device, args.rounds, args.amp):
                 rows.append(row)
                 print(f"| {row['model']} | {size} | {row['params']:,} | "
                       f"{row['eval_imgs_per_s']:.2f} | {row['eval_ratio']:.2f} | "

@@ -7,6 +7,7 @@ measured in a fresh child after its parent has held others would read the parent
 ``VmHWM`` belongs to the process's own address space and can be reset
 (``/proc/self/clear_refs``, Linux >= 4.0).
 """
+import contextlib
 import math
 import resource
 import time
@@ -18,19 +19,26 @@ from torch.utils.flop_counter import FlopCounterMode
 
 
 def timed_step(model: nn.Module, x: torch.Tensor, train: bool,
-               loss: Callable[[object], torch.Tensor]) -> float:
+               loss: Callable[[object], torch.Tensor],
+               amp: Optional[torch.dtype] = None) -> float:
     """Seconds of one inference (eval, ``inference_mode``) or training step (train mode,
-    ``loss(model(x)).backward()``, gradients dropped after), synchronised on CUDA."""
+    ``loss(model(x)).backward()``, gradients dropped after), synchronised on CUDA; with ``amp``
+    (e.g. ``torch.bfloat16``) the forward and the loss run under ``torch.autocast`` of that
+    dtype (the backward outside it, as PyTorch recommends)."""
     sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
+    autocast = (torch.autocast(x.device.type, dtype=amp) if amp is not None
+                else contextlib.nullcontext())
     sync()
     start = time.perf_counter()
     if train:
         model.train()
-        loss(model(x)).backward()
+        with autocast:
+            value = loss(model(x))
+        value.backward()
         model.zero_grad(set_to_none=True)
     else:
         model.eval()
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast:
             model(x)
     sync()
     return time.perf_counter() - start
