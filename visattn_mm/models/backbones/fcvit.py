@@ -23,7 +23,7 @@ from mmcv.cnn import build_norm_layer
 
 from visattn_mm.registry import MODELS
 from .base import BaseBackbone, maybe_checkpoint
-from ..layers import DropPath, Linear, conv_gelu, is_channels_last
+from ..layers import DepthwiseConv2d, DropPath, Linear, conv_gelu, is_channels_last
 
 
 class GlobalContext(nn.Module):
@@ -129,8 +129,7 @@ class ContextConv(nn.Module):
                  reduction: int) -> None:
         super().__init__()
         self.context = GlobalContext(embed_dims, num_heads, reduction)
-        self.dwconv = nn.Conv2d(embed_dims, embed_dims, kernel_size, padding=kernel_size // 2,
-                                groups=embed_dims)
+        self.dwconv = DepthwiseConv2d(embed_dims, kernel_size, padding=kernel_size // 2)
         self.pw_reduce = nn.Conv2d(embed_dims, hidden_dims, 1)
         self.pw_expand = nn.Conv2d(hidden_dims, embed_dims, 1)
 
