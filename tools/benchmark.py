@@ -183,6 +183,8 @@ def main(argv=None) -> None:
                         help='--interleave: also every model under torch.autocast of this dtype')
     parser.add_argument('--child', nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.amp and not args.interleave:
+        parser.error('--amp needs --interleave')
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
@@ -196,8 +198,6 @@ def main(argv=None) -> None:
         return
     from visattn_mm.utils.benchmarking import describe_device
     print(f'{args.device}: {describe_device(args.device)}\n')
-    if args.amp and not args.interleave:
-        parser.error('--amp needs --interleave')
     if args.interleave:
         models = args.models or TABLES['bvit']
         print(f'| model | input HxWxB | params | eval img/s | eval ratio | train img/s | '
