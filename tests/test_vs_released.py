@@ -7,6 +7,7 @@ import sys
 
 import pytest
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOL = osp.join(ROOT, 'tools', 'analysis', 'vs_released.py')
@@ -115,6 +116,46 @@ def test_bound_is_released_time_over_ours_macs_at_the_matmul_rate(tool):
     assert out['train']['ours_gmacs'] == pytest.approx(2 * macs)  # the input needs no gradient
     assert out['eval']['max_ratio'] == pytest.approx((4 / 400.) / (macs / 10.))
     assert out['train']['max_ratio'] == pytest.approx((4 / 100.) / (2 * macs / 10.))
+    for key, released_s in (('eval', 4 / 400.), ('train', 4 / 100.)):
+        b = out[key]
+        assert 0 < b['ours_kernel_warm_s'] and 0 < b['ours_kernel_s']
+        assert b['kernel_max_ratio'] == pytest.approx(released_s / b['ours_kernel_s'])
+
+
+def test_kernel_timer_times_the_mac_kernels_and_keeps_the_fused_paths():
+    """Forward and backward matmuls are timed (one call each: addmm, then the weight's mm;
+    the input needs no gradient), elementwise ops are not; at inference the package's packed
+    oneDNN Linear is what runs and is timed (FlopCounterMode, by contrast, turns it off)."""
+    from visattn_mm.models.layers import Linear
+    from visattn_mm.models.layers.fused_inference import inference_fusion_enabled
+    from visattn_mm.utils.benchmarking import KernelTimer, kernel_seconds
+    linear = Linear(64, 32)
+    x = torch.randn(8, 64)
+
+    def step(x):
+        torch.relu(linear(x)).sum().backward()
+
+    timer = kernel_seconds(step, x, repeats=3)
+    assert timer.calls == 2
+    assert 0 < timer.warm_seconds <= timer.seconds
+    timer = kernel_seconds(lambda x: torch.relu(x) + x, x)
+    assert timer.calls == 0 and timer.seconds == 0
+    linear.eval()
+    seen = []
+
+    class Record(KernelTimer):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            seen.append(func.overloadpacket)
+            return super().__torch_dispatch__(func, types, args, kwargs)
+
+    with torch.no_grad():
+        with Record() as timer:
+            assert inference_fusion_enabled(x, linear)
+            out = linear(x)
+        assert timer.calls == 1 and torch.ops.mkldnn._linear_pointwise in seen
+        torch.testing.assert_close(out, torch.nn.functional.linear(x, linear.weight, linear.bias))
+        with FlopCounterMode(display=False):
+            assert not inference_fusion_enabled(x, linear)
 
 
 @pytest.mark.parametrize('groups', [1, 4, 16])

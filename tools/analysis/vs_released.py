@@ -27,7 +27,10 @@ backward included) and measures the machine's fp32 matmul rate (2048^3 products,
 round beside the models; the best seen). Ours' MACs over that rate is the least time any fp32
 code computing them can take, so ``released time / that`` bounds the ratio ours can reach on
 this machine without computing less (convolutions and small GEMMs run below the square
-product's rate: the true bound is lower).
+product's rate: the true bound is lower). On the CPU it also times the matmul, convolution and
+attention kernels each side calls in a step, as they ran and again warm (``KernelTimer``), and
+prints ``released time / ours' kernel time``: the ratio ours would reach with the same kernels
+if everything else (norms, activations, copies) cost nothing.
 
 The released files import a few helpers from timm (``DropPath``, ``trunc_normal_``, ``to_2tuple``,
 ``register_model``). Where timm is not installed, minimal equivalents are put in its place for
@@ -191,10 +194,12 @@ def interleave(family: str, root: str, batch: int, rounds: int, device: str,
 
 
 def bound(models: dict, x: torch.Tensor, y: torch.Tensor, row: dict, matmul_rate: float) -> dict:
-    """Each side's GMACs per step (inference, training) and the ratio to the released code's
-    measured time that ours' MACs at ``matmul_rate`` (GMAC/s) would give: no fp32 code computing
-    those MACs on this machine runs faster."""
-    from visattn_mm.utils.benchmarking import count_gmacs
+    """Per step (inference, training): each side's GMACs, and the ratio to the released code's
+    measured time that ours' MACs at ``matmul_rate`` (GMAC/s) would give (no fp32 code
+    computing those MACs on this machine runs faster); on the CPU also the seconds of each
+    side's matmul, convolution and attention kernels (``KernelTimer``: as they ran, and warm)
+    and the ratio that ours' would give if every other op were free."""
+    from visattn_mm.utils.benchmarking import count_gmacs, kernel_seconds
     out = dict(matmul_gmacs_per_s=matmul_rate)
     for train, key in ((False, 'eval'), (True, 'train')):
         gmacs = {name: count_gmacs(run_step, model, x, y, train, grad=train)
@@ -202,6 +207,12 @@ def bound(models: dict, x: torch.Tensor, y: torch.Tensor, row: dict, matmul_rate
         released_s = x.shape[0] / row[key]['released_imgs_per_s']
         out[key] = dict(released_gmacs=gmacs['released'], ours_gmacs=gmacs['ours'],
                         max_ratio=released_s / (gmacs['ours'] / matmul_rate))
+        if x.device.type == 'cpu':
+            for name, model in models.items():
+                timer = kernel_seconds(run_step, model, x, y, train)
+                out[key][f'{name}_kernel_s'] = timer.seconds
+                out[key][f'{name}_kernel_warm_s'] = timer.warm_seconds
+            out[key]['kernel_max_ratio'] = released_s / out[key]['ours_kernel_s']
     return out
 
 
@@ -297,6 +308,14 @@ def main(argv=None) -> None:
             print(f'  {key:5}  GMACs per step: released {b["released_gmacs"]:.1f}, ours '
                   f'{b["ours_gmacs"]:.1f}; at {rate:.0f} GMAC/s (fp32 matmul, best seen) ours '
                   f'can reach at most {b["max_ratio"]:.2f}x the released time', flush=True)
+            if 'kernel_max_ratio' in b:
+                step = {k: args.batch / row[key][f'{k}_imgs_per_s'] for k in ('released', 'ours')}
+                print(f'  {key:5}  matmul/conv/attention kernels, ms as run (warm) of the step: '
+                      + ', '.join(f'{k} {b[f"{k}_kernel_s"] * 1e3:.1f} '
+                                  f'({b[f"{k}_kernel_warm_s"] * 1e3:.1f}) of {step[k] * 1e3:.1f}'
+                                  for k in ('released', 'ours'))
+                      + f'; with every other op free ours would run {b["kernel_max_ratio"]:.2f}x'
+                      ' the released time', flush=True)
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(rows, f, indent=2)

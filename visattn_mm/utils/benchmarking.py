@@ -11,10 +11,11 @@ import contextlib
 import math
 import resource
 import time
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple
 
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 
@@ -176,3 +177,63 @@ def matmul_gmacs_per_s(device: str = 'cpu', n: int = 2048, repeats: int = 5) -> 
         sync()
         best = min(best, time.perf_counter() - start)
     return n ** 3 / best / 1e9
+
+
+def _mac_ops() -> set:
+    """The ops that carry a step's MACs: those FlopCounterMode has formulas for (matmuls,
+    convolutions and their backward, fused attention), the composite ops that reach a dispatch
+    mode undecomposed under ``inference_mode`` (``linear``, ``matmul``, ``conv2d``, ...) and
+    oneDNN's fused convolution and Linear ops that this package's inference paths call."""
+    from torch.utils.flop_counter import flop_registry
+    aten = torch.ops.aten
+    ops = set(flop_registry) | set(_custom_mapping()) | {
+        aten.linear, aten.matmul, aten.conv1d, aten.conv2d, aten.conv3d, aten.einsum,
+        aten.scaled_dot_product_attention, aten._convolution}
+    for name in ('_linear_pointwise', '_convolution_pointwise'):
+        op = getattr(torch.ops.mkldnn, name, None)
+        if op is not None:
+            ops.add(op)
+    return ops
+
+
+class KernelTimer(TorchDispatchMode):
+    """Times the MAC-carrying kernels (see :func:`_mac_ops`) of what runs under it.
+
+    ``seconds``: their time as they ran (each call timed once, in the step's order, caches as
+    the step left them); ``warm_seconds``: each call run ``repeats`` times more on the same
+    operands, its fastest run (what these kernels take at least, warm in cache); ``calls``.
+    The package's fused inference paths stay on under it (``keeps_fused_paths``): it times the
+    kernels the model really calls.
+    """
+
+    keeps_fused_paths = True
+
+    def __init__(self, repeats: int = 2) -> None:
+        super().__init__()
+        self.repeats = repeats
+        self.seconds = self.warm_seconds = 0.
+        self.calls = 0
+        self._ops = _mac_ops()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func.overloadpacket not in self._ops and func not in self._ops:
+            return func(*args, **kwargs)
+        times = []
+        for _ in range(1 + self.repeats):  # (MAC ops are functional: rerunning is harmless)
+            start = time.perf_counter()
+            out = func(*args, **kwargs)
+            times.append(time.perf_counter() - start)
+        self.seconds += times[0]
+        self.warm_seconds += min(times)
+        self.calls += 1
+        return out
+
+
+def kernel_seconds(fn: Callable, *inputs, repeats: int = 2) -> KernelTimer:
+    """The matmul, convolution and attention kernels of ``fn(*inputs)`` timed (a backward that
+    ``fn`` runs too): the :class:`KernelTimer` with their ``seconds``, ``warm_seconds`` and
+    ``calls``. CPU only: CUDA kernels run asynchronously."""
+    with KernelTimer(repeats) as timer:
+        fn(*inputs)
+    return timer
