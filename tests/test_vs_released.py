@@ -172,3 +172,25 @@ def test_conv_backward_macs_are_twice_the_forward(groups):
     x.requires_grad_(False)  # the image: no input gradient
     assert count_gmacs(lambda x: conv(x).sum().backward(), x, grad=True) == pytest.approx(
         2 * forward)
+
+
+def test_compile_refuses_bound_and_memory():
+    run = subprocess.run([sys.executable, TOOL, '--fcvit', '.', '--compile', '--bound'],
+                         capture_output=True, text=True)
+    assert run.returncode == 2 and '--compile times the compiled model only' in run.stderr
+
+
+def test_compiled_ours_reports_its_compilation_and_its_difference(tool, monkeypatch):
+    """With ``compile_ours`` ours runs through torch.compile: the warm-up round's times are its
+    compilation, and its output is checked against the eager model's."""
+    def tiny(*args):
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 1000))
+
+    monkeypatch.setattr(tool, 'build_ours', tiny)
+    monkeypatch.setattr(tool, 'build_released', tiny)
+    row = tool.interleave('fcvit', '.', batch=2, rounds=1, device='cpu', size=(8, 8),
+                          compile_ours=True)
+    assert set(row['compile_s']) == {'eval', 'train'} and min(row['compile_s'].values()) > 0
+    assert row['compiled_max_rel_diff'] < 1e-5
+    assert row['eval']['ratio'] > 0 and row['train']['ratio'] > 0

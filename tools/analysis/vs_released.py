@@ -2,7 +2,7 @@
 
     python tools/analysis/vs_released.py --pslt ~/src/PSLT --fcvit ~/src/FCViT \
         --bvit ~/src/BViT --dense ~/src/Dense-ViT [--batch 16] [--rounds 5] [--memory] \
-        [--bound]
+        [--bound] [--compile]
 
 Each option names a checkout of the authors' repository (github.com/lazyGj/PSLT,
 ma-xu/FCViT, koala719/BViT, koala719/Dense-ViT); the families without one are skipped. Nothing of
@@ -18,6 +18,10 @@ released models are PSLT (embed 36), ``fcvit_b12``, BViT-5M (its 7x7/2 stem, 50 
 parameters (printed). Per round, each model runs inference (``inference_mode``) and a training step
 (forward, cross-entropy, backward); the medians over the rounds and their ratio are printed.
 Drop path is as each side builds it by default (PSLT 0.2 on both sides, the others none).
+
+``--compile`` runs ours through ``torch.compile`` (inductor) against the released code in eager
+mode, and prints the compilation time (its first inference and training step) and how far the
+compiled inference output is from the eager one.
 
 ``--memory`` also runs each model alone in a fresh process (inference and a training step) and
 prints the growth of its peak resident set (CPU) or ``torch.cuda.max_memory_allocated``.
@@ -156,19 +160,25 @@ def run_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, train: bool) ->
 
 
 def interleave(family: str, root: str, batch: int, rounds: int, device: str,
-               size: Tuple[int, int] = (224, 224), with_bound: bool = False) -> dict:
+               size: Tuple[int, int] = (224, 224), with_bound: bool = False,
+               compile_ours: bool = False) -> dict:
     """Both models timed in turns; ``skipped`` says why where one of them refuses ``size``;
     ``with_bound``: also :func:`bound`, at the best matmul rate seen over the rounds (timed in
-    every round beside the models: a shared machine's rate drifts with them)."""
+    every round beside the models: a shared machine's rate drifts with them);
+    ``compile_ours``: ours through ``torch.compile`` (its first inference and training step,
+    which compile, are reported as ``compile_s``; its output against the eager model's as
+    ``compiled_max_rel_diff``)."""
+    eager = build_ours(family).to(device)
     models = dict(released=build_released(family, root).to(device),
-                  ours=build_ours(family).to(device))
+                  ours=torch.compile(eager) if compile_ours else eager)
     params = {k: sum(p.numel() for p in m.parameters()) for k, m in models.items()}
     row = dict(family=family, batch=batch, size=list(size), rounds=rounds, device=device,
                params=params)
     torch.manual_seed(0)
     x = torch.randn(batch, 3, *size, device=device)
     y = torch.randint(0, 1000, (batch, ), device=device)
-    for name, model in models.items():  # does each side take this size?
+    # does each side take this size? (the eager model: a compiled one would compile for it)
+    for name, model in dict(models, ours=eager).items():
         try:
             run_step(model, x[:1], y[:1], False)
         except (AssertionError, ValueError, RuntimeError) as e:  # einops' error is a RuntimeError
@@ -176,18 +186,24 @@ def interleave(family: str, root: str, batch: int, rounds: int, device: str,
             return row
     from visattn_mm.utils.benchmarking import matmul_gmacs_per_s
     times, matmul_rate = {}, 0.
-    for r in range(rounds + 1):  # round 0 warms up
+    for r in range(rounds + 1):  # round 0 warms up (and compiles)
         for name, model in models.items():
             for train in (False, True):
                 elapsed = run_step(model, x, y, train)
                 if r:
                     times.setdefault((name, train), []).append(elapsed)
+                elif compile_ours and name == 'ours':
+                    row.setdefault('compile_s', {})['train' if train else 'eval'] = elapsed
         if with_bound and r:
             matmul_rate = max(matmul_rate, matmul_gmacs_per_s(device, repeats=3))
     for train, key in ((False, 'eval'), (True, 'train')):
         released, ours = (statistics.median(times[n, train]) for n in ('released', 'ours'))
         row[key] = dict(released_imgs_per_s=batch / released, ours_imgs_per_s=batch / ours,
                         ratio=released / ours)
+    if compile_ours:
+        with torch.inference_mode():
+            out, ref = models['ours'].eval()(x), eager.eval()(x)
+        row['compiled_max_rel_diff'] = float((out - ref).abs().max() / ref.abs().max())
     if with_bound:
         row['bound'] = bound(models, x, y, row, matmul_rate)
     return row
@@ -246,6 +262,8 @@ def main(argv=None) -> None:
     parser.add_argument('--memory', action='store_true', help='also the peak memory')
     parser.add_argument('--bound', action='store_true',
                         help='also the MACs per step and the best ratio they allow here')
+    parser.add_argument('--compile', action='store_true',
+                        help='ours through torch.compile (inductor), the released code eager')
     parser.add_argument('--malloc', choices=('keep', 'default'), default='keep',
                         help='glibc malloc on the CPU: as tools/train.py sets it (keep) or '
                              'glibc\'s defaults')
@@ -257,6 +275,9 @@ def main(argv=None) -> None:
         assert len(size) == 2 and min(size) > 0
     except (ValueError, AssertionError):
         parser.error(f'--size must be HxW with positive integers, e.g. 800x1333; got {args.size!r}')
+    if args.compile and (args.bound or args.memory):
+        parser.error('--compile times the compiled model only: run --bound and --memory '
+                     'without it')
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
         __file__)))))
     if args.device == 'cpu' and args.malloc == 'keep':
@@ -275,7 +296,8 @@ def main(argv=None) -> None:
     rows = []
     for family in chosen:
         root = os.path.expanduser(getattr(args, family))
-        row = interleave(family, root, args.batch, args.rounds, args.device, size, args.bound)
+        row = interleave(family, root, args.batch, args.rounds, args.device, size, args.bound,
+                         args.compile)
         head = (f'{family} (parameters: released {row["params"]["released"]:,}, ours '
                 f'{row["params"]["ours"]:,}), {size[0]}x{size[1]}, batch {args.batch}, '
                 f'{args.device} ({machine}):')
@@ -294,6 +316,12 @@ def main(argv=None) -> None:
                         check=True, capture_output=True, text=True).stdout
                     row['peak_mem_mb'][f'{which}_{mode}'] = json.loads(out.splitlines()[-1])
         print(head)
+        if 'compile_s' in row:
+            c = row['compile_s']
+            print(f'  ours through torch.compile: first inference {c["eval"]:.0f} s, first '
+                  f'training step {c["train"]:.0f} s (compiling); inference output against the '
+                  f'eager model: max relative difference {row["compiled_max_rel_diff"]:.1e}',
+                  flush=True)
         for key in ('eval', 'train'):
             r = row[key]
             line = (f'  {key:5}  released {r["released_imgs_per_s"]:7.2f} img/s   ours '

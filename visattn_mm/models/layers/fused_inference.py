@@ -45,9 +45,10 @@ def inference_fusion_enabled(x: torch.Tensor, module: nn.Module) -> bool:
     # (compiling first: dynamo then skips the rest, which it cannot trace, and inductor fuses;
     # under a dispatch mode, such as FlopCounterMode counting MACs, the plain ops are the ones
     # it knows, unless the mode says it times the real ones: KernelTimer)
+    if torch.compiler.is_compiling():
+        return False
     mode = _get_current_dispatch_mode()
-    return (not torch.compiler.is_compiling() and not is_tracing()
-            and (mode is None or getattr(mode, 'keeps_fused_paths', False))
+    return (not is_tracing() and (mode is None or getattr(mode, 'keeps_fused_paths', False))
             and not module.training and not torch.is_grad_enabled()
             and x.device.type == 'cpu' and x.dtype == torch.float32
             and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
