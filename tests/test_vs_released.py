@@ -194,3 +194,30 @@ def test_compiled_ours_reports_its_compilation_and_its_difference(tool, monkeypa
     assert set(row['compile_s']) == {'eval', 'train'} and min(row['compile_s'].values()) > 0
     assert row['compiled_max_rel_diff'] < 1e-5
     assert row['eval']['ratio'] > 0 and row['train']['ratio'] > 0
+
+
+def test_memory_is_the_median_of_fresh_processes(tool, monkeypatch, capsys):
+    """``--memory N``: N children per model and step, in turns; the median and the range."""
+    import json
+    import types
+    row = dict(params=dict(released=1, ours=1),
+               eval=dict(released_imgs_per_s=1., ours_imgs_per_s=2., ratio=2.),
+               train=dict(released_imgs_per_s=1., ours_imgs_per_s=1.5, ratio=1.5))
+    monkeypatch.setattr(tool, 'interleave', lambda *args: dict(row))
+    # per round: released eval, released train, ours eval, ours train
+    peaks = iter([500, 3000, 900, 2000,
+                  800, 3100, 600, 2100,
+                  450, 2900, 650, 1900])
+    calls = []
+
+    def child(cmd, **kwargs):
+        calls.append(cmd[-2:])
+        return types.SimpleNamespace(stdout=json.dumps(next(peaks)))
+
+    monkeypatch.setattr(tool.subprocess, 'run', child)
+    tool.main(['--fcvit', '.', '--memory', '3', '--malloc', 'default', '--json', '/dev/null'])
+    assert calls[:4] == [['released', 'eval'], ['released', 'train'], ['ours', 'eval'],
+                         ['ours', 'train']] and len(calls) == 12
+    out = capsys.readouterr().out
+    assert 'peak MiB (median of 3): released 500 (450-800), ours 650 (600-900)' in out
+    assert 'released 3000 (2900-3100), ours 2000 (1900-2100)' in out

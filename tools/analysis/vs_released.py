@@ -23,8 +23,10 @@ Drop path is as each side builds it by default (PSLT 0.2 on both sides, the othe
 mode, and prints the compilation time (its first inference and training step) and how far the
 compiled inference output is from the eager one.
 
-``--memory`` also runs each model alone in a fresh process (inference and a training step) and
-prints the growth of its peak resident set (CPU) or ``torch.cuda.max_memory_allocated``.
+``--memory [N]`` also runs each model alone in fresh processes (inference and a training step, N
+times each, 3 by default, in turns) and prints the median growth of their peak resident set
+(CPU) or ``torch.cuda.max_memory_allocated``, with the range: on the CPU one process's peak
+moves by up to ~1.6x from run to run.
 
 ``--bound`` also counts the MACs of each side's inference and training step (FlopCounterMode,
 backward included) and measures the machine's fp32 matmul rate (2048^3 products, timed in every
@@ -42,6 +44,7 @@ the import (said on stderr); they only run inside the released models, identical
 sides' timing (drop path: timm's per-sample form).
 """
 import argparse
+import collections
 import collections.abc
 import importlib
 import json
@@ -259,7 +262,9 @@ def main(argv=None) -> None:
     parser.add_argument('--rounds', type=int, default=5)
     parser.add_argument('--size', default='224x224', help='input HxW (default 224x224)')
     parser.add_argument('--device', default='cpu')
-    parser.add_argument('--memory', action='store_true', help='also the peak memory')
+    parser.add_argument('--memory', nargs='?', type=int, const=3, default=0, metavar='N',
+                        help='also the peak memory: the median of N fresh processes per model '
+                             'and step (3 when N is left out)')
     parser.add_argument('--bound', action='store_true',
                         help='also the MACs per step and the best ratio they allow here')
     parser.add_argument('--compile', action='store_true',
@@ -306,15 +311,20 @@ def main(argv=None) -> None:
             print(f'{head}\n  skipped: {row["skipped"]}', flush=True)
             continue
         if args.memory:
-            row['peak_mem_mb'] = {}
-            for which in ('released', 'ours'):
-                for mode in ('eval', 'train'):
-                    out = subprocess.run(
-                        [sys.executable, os.path.abspath(__file__), '--batch', str(args.batch),
-                         '--device', args.device, '--malloc', args.malloc, '--size', args.size,
-                         '--child', family, root, which, mode],
-                        check=True, capture_output=True, text=True).stdout
-                    row['peak_mem_mb'][f'{which}_{mode}'] = json.loads(out.splitlines()[-1])
+            # the CPU peak of one process moves by up to ~1.6x from run to run (where glibc's
+            # arenas put the large blocks): the median of N, in turns
+            runs = collections.defaultdict(list)
+            for _ in range(args.memory):
+                for which in ('released', 'ours'):
+                    for mode in ('eval', 'train'):
+                        out = subprocess.run(
+                            [sys.executable, os.path.abspath(__file__), '--batch',
+                             str(args.batch), '--device', args.device, '--malloc', args.malloc,
+                             '--size', args.size, '--child', family, root, which, mode],
+                            check=True, capture_output=True, text=True).stdout
+                        runs[f'{which}_{mode}'].append(json.loads(out.splitlines()[-1]))
+            row['peak_mem_runs_mb'] = dict(runs)
+            row['peak_mem_mb'] = {k: statistics.median(v) for k, v in runs.items()}
         print(head)
         if 'compile_s' in row:
             c = row['compile_s']
@@ -327,9 +337,10 @@ def main(argv=None) -> None:
             line = (f'  {key:5}  released {r["released_imgs_per_s"]:7.2f} img/s   ours '
                     f'{r["ours_imgs_per_s"]:7.2f} img/s   ours / released {r["ratio"]:.2f}x')
             if args.memory:
-                m = row['peak_mem_mb']
-                line += f'   peak MiB: released {m[f"released_{key}"]:.0f}, ' \
-                        f'ours {m[f"ours_{key}"]:.0f}'
+                m, runs = row['peak_mem_mb'], row['peak_mem_runs_mb']
+                line += f'   peak MiB (median of {args.memory}): ' + ', '.join(
+                    f'{k} {m[f"{k}_{key}"]:.0f} ({min(runs[f"{k}_{key}"]):.0f}-'
+                    f'{max(runs[f"{k}_{key}"]):.0f})' for k in ('released', 'ours'))
             print(line, flush=True)
         for key in ('eval', 'train') if args.bound else ():
             b, rate = row['bound'][key], row['bound']['matmul_gmacs_per_s']
