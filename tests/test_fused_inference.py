@@ -87,7 +87,11 @@ def test_training_and_other_norms_take_the_plain_modules(one_thread):
     assert not bn_unit.fusable(x)  # autograd records
 
 
-def test_pslt_fused_equals_plain(one_thread):
+@pytest.mark.parametrize('chunk_bytes', [None, 1])  # 1: one image per MV2 block's chunk
+def test_pslt_fused_equals_plain(chunk_bytes, monkeypatch, one_thread):
+    from visattn_mm.models.layers import fused_inference
+    if chunk_bytes:
+        monkeypatch.setattr(fused_inference, 'HIDDEN_CHUNK_BYTES', chunk_bytes)
     torch.manual_seed(0)
     model = randomise_bns(PSLT(arch=dict(embed_dims=12, depths=(2, 1, 2, 1), num_heads=(2, 2)),
                                out_indices=(0, 1, 2, 3)))
@@ -231,8 +235,12 @@ def test_vit_block_fused_equals_plain(one_thread):
     assert rel(fused, plain) < 1e-6
 
 
-def test_fcvit_fused_equals_plain(one_thread):
+@pytest.mark.parametrize('chunk_bytes', [None, 1])  # 1: one image per channel mixer's chunk
+def test_fcvit_fused_equals_plain(chunk_bytes, monkeypatch, one_thread):
     from visattn_mm.models.backbones.fcvit import FCViT
+    from visattn_mm.models.layers import fused_inference
+    if chunk_bytes:
+        monkeypatch.setattr(fused_inference, 'HIDDEN_CHUNK_BYTES', chunk_bytes)
     torch.manual_seed(0)
     model = randomise_bns(FCViT(arch='tiny', out_indices=(0, 1, 2, 3)))
     fused, plain = fused_and_plain(model, torch.randn(2, 3, 64, 48))
@@ -274,3 +282,35 @@ def test_gelu_keeps_the_layout_values_and_gradients(memory_format, approximate):
     expected.backward(grad)
     torch.testing.assert_close(x.grad, ref.grad, rtol=1e-6, atol=1e-6)
     assert not is_channels_last(torch.randn(2, 6, 1, 1).to(memory_format=torch.channels_last))
+
+
+def test_in_image_chunks_splits_only_large_hidden_maps_at_inference(monkeypatch, one_thread):
+    """Chunks of whole images whose hidden maps fit HIDDEN_CHUNK_BYTES, the same result in the
+    input's layout; one call where the batch fits, while autograd records, or in train mode."""
+    from visattn_mm.models.layers import fused_inference, in_image_chunks
+    conv = nn.Conv2d(4, 8, 3, padding=1).to(memory_format=torch.channels_last).eval()
+    x = torch.randn(5, 4, 6, 6).to(memory_format=torch.channels_last)
+    seen = []
+
+    def fn(t):
+        seen.append(t.shape[0])
+        return conv(t)
+
+    per_image = 32 * 6 * 6 * 4  # 32 hidden channels, fp32
+    monkeypatch.setattr(fused_inference, 'HIDDEN_CHUNK_BYTES', 2 * per_image)
+    with torch.no_grad():
+        whole = conv(x)
+        out = in_image_chunks(fn, x, 32, conv)
+        assert seen == [2, 2, 1]
+        assert torch.equal(out, whole) and out.is_contiguous(memory_format=torch.channels_last)
+        seen.clear()
+        in_image_chunks(fn, x[:2], 32, conv)
+        assert seen == [2]
+        seen.clear()
+        conv.train()
+        in_image_chunks(fn, x, 32, conv)
+        assert seen == [5]
+    conv.eval()
+    seen.clear()
+    in_image_chunks(fn, x, 32, conv)  # autograd records
+    assert seen == [5]

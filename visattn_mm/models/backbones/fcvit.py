@@ -23,7 +23,8 @@ from mmcv.cnn import build_norm_layer
 
 from visattn_mm.registry import MODELS
 from .base import BaseBackbone, maybe_checkpoint
-from ..layers import DepthwiseConv2d, DropPath, Linear, conv_gelu, is_channels_last
+from ..layers import (DepthwiseConv2d, DropPath, Linear, conv_gelu, in_image_chunks,
+                      is_channels_last)
 
 
 class GlobalContext(nn.Module):
@@ -180,6 +181,10 @@ class ChannelMixer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, C, H, W) -> (B, C, H, W)."""
+        # (at CPU inference over chunks of images: the batch's hidden maps are never allocated)
+        return in_image_chunks(self._mix, x, self.fc1.out_channels, self)
+
+    def _mix(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(conv_gelu(self.dwconv, self.fc1(x)))
 
 

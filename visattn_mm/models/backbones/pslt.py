@@ -31,7 +31,7 @@ from torch import nn
 from visattn_mm.registry import MODELS
 from .base import BaseBackbone, maybe_checkpoint
 from ..layers import (ConvGeluNorm, DropPath, ExternalValueWindowMSA, Linear, ShiftWindowMSA,
-                      WindowMSA, is_tracing, linear_act, run_conv_units)
+                      WindowMSA, in_image_chunks, is_tracing, linear_act, run_conv_units)
 
 NUM_BRANCHES = 3
 
@@ -82,6 +82,10 @@ class MV2BlockSE(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, C_in, H, W) -> (B, C_out, H / stride, W / stride)."""
+        # (at CPU inference over chunks of images: the batch's hidden maps are never allocated)
+        return in_image_chunks(self._block, x, self.expand.conv.out_channels, self)
+
+    def _block(self, x: torch.Tensor) -> torch.Tensor:
         # (at inference two of the three BNs fold into the project conv)
         out = self.se(run_conv_units(x, (self.expand, self.depthwise, self.project)))
         return x + out if self.use_shortcut else out
