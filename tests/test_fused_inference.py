@@ -306,6 +306,7 @@ def test_in_image_chunks_splits_only_large_hidden_maps_at_inference(monkeypatch,
         seen.clear()
         in_image_chunks(fn, x[:2], 32, conv)
         assert seen == [2]
+        assert in_image_chunks(fn, x[:0], 32, conv).shape == (0, 8, 6, 6)  # an empty batch
         seen.clear()
         conv.train()
         in_image_chunks(fn, x, 32, conv)

@@ -174,6 +174,12 @@ def test_conv_backward_macs_are_twice_the_forward(groups):
         2 * forward)
 
 
+def test_memory_needs_a_positive_count():
+    run = subprocess.run([sys.executable, TOOL, '--fcvit', '.', '--memory', '-1'],
+                         capture_output=True, text=True)
+    assert run.returncode == 2 and '--memory N takes N >= 1' in run.stderr
+
+
 def test_compile_refuses_bound_and_memory():
     run = subprocess.run([sys.executable, TOOL, '--fcvit', '.', '--compile', '--bound'],
                          capture_output=True, text=True)

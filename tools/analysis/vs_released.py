@@ -280,6 +280,8 @@ def main(argv=None) -> None:
         assert len(size) == 2 and min(size) > 0
     except (ValueError, AssertionError):
         parser.error(f'--size must be HxW with positive integers, e.g. 800x1333; got {args.size!r}')
+    if args.memory < 0:
+        parser.error(f'--memory N takes N >= 1 processes (0: no memory), got {args.memory}')
     if args.compile and (args.bound or args.memory):
         parser.error('--compile times the compiled model only: run --bound and --memory '
                      'without it')

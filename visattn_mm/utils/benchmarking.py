@@ -11,7 +11,7 @@ import contextlib
 import math
 import resource
 import time
-from typing import Callable, Optional, Tuple
+from typing import Callable, Optional
 
 import torch
 from torch import nn

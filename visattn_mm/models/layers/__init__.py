@@ -15,6 +15,5 @@ __all__ = ['GELU', 'QKV', 'BroadAttentionSum', 'ConvGeluNorm', 'DenseValueBank',
            'MultiheadAttention', 'ShiftWindowMSA', 'WindowMSA', 'broad_attention', 'conv_gelu',
            'dense_value_mix', 'ffn_residual', 'gelu', 'in_image_chunks', 'is_channels_last',
            'is_tracing', 'linear_act', 'relative_position_index', 'resize_pos_embed',
-           'run_conv_units',
-           'scaled_dot_product', 'shift_window_mask', 'use_fused_attn', 'window_partition',
-           'window_reverse']
+           'run_conv_units', 'scaled_dot_product', 'shift_window_mask', 'use_fused_attn',
+           'window_partition', 'window_reverse']

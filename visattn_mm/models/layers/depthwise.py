@@ -21,7 +21,6 @@ channels-last, forward + backward, 2-core AVX-512 Xeon), this form against ``nn.
 5x5 at 64x56x56 21.0 / 22.0.
 """
 
-MIN_KERNEL = 5  # the smallest kernel side that takes the swapped weight gradient
 from typing import Tuple
 
 import torch
@@ -29,6 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .tracing import is_tracing
+
+MIN_KERNEL = 5  # the smallest kernel side that takes the swapped weight gradient
 
 
 class _DepthwiseConvFunction(torch.autograd.Function):
