@@ -24,6 +24,7 @@ import torch
 from mmengine.model import MMDistributedDataParallel
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
 
+from visattn_mm.compat import grad_scaler
 from visattn_mm.registry import MODEL_WRAPPERS, OPTIM_WRAPPERS
 
 
@@ -75,7 +76,7 @@ class CPUAmpOptimWrapper(AmpOptimWrapper):
             raise ValueError(f'CPU autocast computes in bfloat16 only, got dtype={dtype!r}')
         self.cast_dtype = dtype
         self._scale_update_param = None
-        self.loss_scaler = torch.amp.GradScaler('cpu', enabled=False)
+        self.loss_scaler = grad_scaler('cpu', enabled=False)
 
 
 # mallopt parameters, from glibc's malloc.h

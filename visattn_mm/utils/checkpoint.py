@@ -16,6 +16,8 @@ import zipfile
 
 import torch
 
+from ..compat import add_safe_globals, load_weights_only
+
 _allowed = False
 
 
@@ -49,11 +51,11 @@ def runner_checkpoint_globals() -> list:
 
 
 def allow_runner_checkpoints() -> None:
-    """Register the globals once per process (idempotent)."""
+    """Register the globals once per process (idempotent); torch < 2.6 needs none."""
     global _allowed
     if _allowed:
         return
-    torch.serialization.add_safe_globals(runner_checkpoint_globals())
+    add_safe_globals(runner_checkpoint_globals())
     _allowed = True
 
 
@@ -156,12 +158,7 @@ def load_authors_checkpoint(path: str, trust: bool = False):
     try:
         if trust:
             return torch.load(path, map_location='cpu', weights_only=False)
-        # only the types not allowed already: leaving the context removes what it added,
-        # which would take the shared numpy types away from Runner checkpoints for good
-        allowed = set(torch.serialization.get_safe_globals())
-        extra = [g for g in authors_checkpoint_globals() if g not in allowed]
-        with torch.serialization.safe_globals(extra):
-            return torch.load(path, map_location='cpu', weights_only=True)
+        return load_weights_only(path, authors_checkpoint_globals())
     except pickle.UnpicklingError as err:
         raise ValueError(
             f'{path} holds objects beyond tensors, containers, argparse.Namespace and numpy '

@@ -22,6 +22,7 @@ from typing import Any, List, Union
 import torch
 
 from visattn_mm.registry import MODELS
+from ...compat import is_compiling
 from ..layers import QKV, BroadAttentionSum, broad_attention, is_tracing
 from .vit import CrossLayerViT
 
@@ -52,7 +53,7 @@ class BViT(CrossLayerViT):
         self.broad_weight = broad_weight
 
     def _new_memory(self) -> Union[List[Any], BroadAttentionSum]:
-        if torch.is_grad_enabled() or is_tracing() or torch.compiler.is_compiling():
+        if torch.is_grad_enabled() or is_tracing() or is_compiling():
             return []  # (tracers and compilers see the joined form)
         return BroadAttentionSum(self.num_layers, 1 if self._cls_only_last_layer() else None,
                                  fused=self.layers[0].attn.fused_attn)

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...compat import is_compiling
 from .fused_inference import Linear
 
 QKV = Tuple[torch.Tensor, torch.Tensor, torch.Tensor]
@@ -341,7 +342,7 @@ class DenseValueBank:
         """Whether a bank may hold this forward's values: always without autograd; while
         autograd records, not with gradient checkpointing nor under a tracer or compiler."""
         return not torch.is_grad_enabled() or not (
-            checkpointing or torch.jit.is_tracing() or torch.compiler.is_compiling())
+            checkpointing or torch.jit.is_tracing() or is_compiling())
 
     def mix(self, v: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """``v + sum_j weights[j] v_j`` over the values kept so far; then keeps ``v``."""

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...compat import is_compiling
 from .tracing import is_tracing
 
 MIN_KERNEL = 5  # the smallest kernel side that takes the swapped weight gradient
@@ -83,7 +84,7 @@ class DepthwiseConv2d(nn.Conv2d):
                 and x.dim() == 4 and min(self.kernel_size) >= MIN_KERNEL
                 and self.padding_mode == 'zeros'
                 and not isinstance(self.padding, str) and self.dilation == (1, 1)
-                and not is_tracing() and not torch.compiler.is_compiling()):
+                and not is_tracing() and not is_compiling()):
             return _DepthwiseConvFunction.apply(x, self.weight, self.bias, self.stride,
                                                 self.padding)
         return super().forward(x)

@@ -36,8 +36,8 @@ import torch
 import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from torch import nn
-from torch.utils._python_dispatch import _get_current_dispatch_mode
 
+from ...compat import dispatch_mode, is_autocast_enabled, is_compiling, onednn_fusion_ops
 from .activation import GELU, gelu
 from .tracing import is_tracing
 
@@ -49,14 +49,14 @@ def inference_fusion_enabled(x: torch.Tensor, module: nn.Module) -> bool:
     # (compiling first: dynamo then skips the rest, which it cannot trace, and inductor fuses;
     # under a dispatch mode, such as FlopCounterMode counting MACs, the plain ops are the ones
     # it knows, unless the mode says it times the real ones: KernelTimer)
-    if torch.compiler.is_compiling():
+    if is_compiling():
         return False
-    mode = _get_current_dispatch_mode()
+    mode = dispatch_mode()
     return (not is_tracing() and (mode is None or getattr(mode, 'keeps_fused_paths', False))
             and not module.training and not torch.is_grad_enabled()
             and x.device.type == 'cpu' and x.dtype == torch.float32
-            and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
-            and not torch.is_autocast_enabled('cpu'))
+            and torch.backends.mkldnn.enabled and not is_autocast_enabled('cpu')
+            and onednn_fusion_ops())
 
 
 def is_fixed_bn(norm: nn.Module) -> bool:
