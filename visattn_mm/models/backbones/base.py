@@ -169,14 +169,36 @@ class BaseBackbone(BaseModule):
         """
         return torch.linspace(0, drop_path_rate, num_blocks).tolist()
 
-    def _use_channels_last(self, channels_last: bool) -> None:
-        """Keep the convolution weights channels-last (NHWC), once, at construction; the forward
-        turns its input the same way with :meth:`_channels_last_input` and returns contiguous
-        (NCHW) maps. In-place initialisation and checkpoint loading keep the layout; oneDNN's
-        convolutions then run without reordering their operands on every call."""
+    def _use_channels_last(self, channels_last: Optional[bool]) -> None:
+        """Keep the convolution weights channels-last (NHWC); the forward turns its input the
+        same way with :meth:`_channels_last_input` and returns contiguous (NCHW) maps.
+        In-place initialisation and checkpoint loading keep the layout; oneDNN's convolutions
+        then run without reordering their operands on every call.
+
+        ``None`` chooses per device, whenever the module is moved (``.to``, ``.cuda``,
+        ``.cpu``): channels-last on the CPU, where it was measured faster, NCHW elsewhere (on
+        CUDA, GroupNorm copies a channels-last map to NCHW; docs/speed.md)."""
+        self.channels_last_cfg = channels_last
+        self._set_memory_format(True if channels_last is None else channels_last)
+
+    def _set_memory_format(self, channels_last: bool) -> None:
         self.channels_last = channels_last
-        if channels_last:
-            self.to(memory_format=torch.channels_last)
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        for param in self.parameters():
+            if param.dim() == 4 and not param.is_contiguous(memory_format=fmt):
+                param.data = param.data.contiguous(memory_format=fmt)
+        self._memory_format_changed(channels_last)
+
+    def _memory_format_changed(self, channels_last: bool) -> None:
+        """What a family keeps in the chosen layout besides its weights."""
+
+    def _apply(self, fn, *args, **kwargs):
+        super()._apply(fn, *args, **kwargs)
+        if getattr(self, 'channels_last_cfg', False) is None:
+            param = next(self.parameters(), None)
+            if param is not None and (param.device.type == 'cpu') != self.channels_last:
+                self._set_memory_format(param.device.type == 'cpu')
+        return self
 
     def _channels_last_input(self, x: torch.Tensor) -> torch.Tensor:
         """The input in the backbone's memory format (a no-op when it is there already)."""

@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 from mmcv.cnn import build_norm_layer
 
+from visattn_mm.compat import group_norm_input
 from visattn_mm.registry import MODELS
 from .base import BaseBackbone, maybe_checkpoint
 from ..layers import (DepthwiseConv2d, DropPath, Linear, conv_gelu, in_image_chunks,
@@ -285,11 +286,12 @@ class FCViT(BaseBackbone):
         drop_path_rate (float): stochastic depth, linear over the global block index from 0 to
             this value. Defaults to 0.
         layer_scale_init_value (float): initial layer scale. Defaults to 1e-5.
-        channels_last (bool): keep the convolution weights and the maps channels-last (NHWC)
-            inside the backbone; the outputs are returned contiguous (NCHW) for the necks.
-            oneDNN's depthwise 11x11 and pointwise convolutions run without layout reorders
-            this way: on the 2-core CPU FCViT-B12 ran about 2x faster in inference and in a
-            training step, outputs equal to 3e-6. Defaults to True.
+        channels_last (bool, optional): keep the convolution weights and the maps
+            channels-last (NHWC) inside the backbone; the outputs are returned contiguous
+            (NCHW) for the necks. oneDNN's depthwise 11x11 and pointwise convolutions then run
+            without layout reorders (docs/speed.md). Defaults to None: channels-last on the CPU,
+            NCHW on other devices (GroupNorm on CUDA copies channels-last maps), chosen whenever
+            the model is moved.
         init_cfg (dict | list[dict], optional): mmengine init config, e.g.
             ``dict(type='Pretrained', checkpoint=..., prefix='backbone.')``, applied by
             ``init_weights()`` on top of the released initialisation done at construction
@@ -326,7 +328,7 @@ class FCViT(BaseBackbone):
                  with_cp: bool = False,
                  drop_path_rate: float = 0.0,
                  layer_scale_init_value: float = 1e-5,
-                 channels_last: bool = True,
+                 channels_last: Optional[bool] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.arch_settings = self._parse_arch(arch)
@@ -383,6 +385,7 @@ class FCViT(BaseBackbone):
 
     # ---------------------------------------------------------------- forward
     def _run_stage(self, stage: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+        x = group_norm_input(x)  # (after frozen stages: a torch bug, see compat)
         if not self.with_cp:
             return stage(x)  # (the stage's own forward: its hooks run)
         for block in stage:

@@ -299,8 +299,9 @@ class PSLT(BaseBackbone):
         in_channels (int): image channels. Defaults to 3.
         out_indices (Sequence[int]): stages to output (0..3, negatives count from the end); maps
             of 2C0, 4C0, 8C0, 16C0 channels at strides 4, 8, 16, 32. Defaults to ``(3,)``.
-        frozen_stages (int): -1 freezes nothing, 0 the stem, i the stem and stages 1..i.
-            Defaults to -1.
+        frozen_stages (int): as mmdet's SwinTransformer: frozen_stages=0 freezes the stem, k>0
+            also stages 0..k-1 (numbered as in ``out_indices``; with all four, the final norm
+            too); -1 freezes nothing. Defaults to -1.
         norm_eval (bool): keep BatchNorms in eval mode while training. Defaults to False.
         with_cp (bool): gradient checkpointing of each block (only while the input requires
             grad). Defaults to False.
@@ -317,10 +318,11 @@ class PSLT(BaseBackbone):
             Defaults to False.
         norm_cfg (dict): the norm of the conv parts (BN; e.g. SyncBN for detection). LayerNorms
             stay. Defaults to ``dict(type='BN')``.
-        channels_last (bool): keep the convolution weights and the maps channels-last (NHWC)
-            inside the backbone (the ladder stages' (B, H, W, C) maps are then views, not
-            copies); the outputs are returned contiguous (NCHW). Outputs equal the NCHW model's
-            to ~1e-6. Defaults to True.
+        channels_last (bool, optional): keep the convolution weights and the maps
+            channels-last (NHWC) inside the backbone (the ladder stages' (B, H, W, C) maps are
+            then views, not copies); the outputs are returned contiguous (NCHW), equal to the
+            NCHW model's to float rounding. Defaults to None: channels-last on the CPU, NCHW on
+            other devices, chosen whenever the model is moved.
         init_cfg (dict | list[dict], optional): initialisation. Defaults to None: Linear
             trunc-normal(0.02) with zero bias, LayerNorm 1/0, as released.
     """
@@ -352,7 +354,7 @@ class PSLT(BaseBackbone):
                  ladder_shift: Sequence[bool] = (True, True),
                  final_norm: bool = False,
                  norm_cfg: dict = dict(type='BN'),
-                 channels_last: bool = True,
+                 channels_last: Optional[bool] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         if init_cfg is None:
             init_cfg = [dict(type='TruncNormal', layer='Linear', std=.02, bias=0.),
@@ -395,10 +397,11 @@ class PSLT(BaseBackbone):
         self.stages = nn.ModuleList(stages)
         self.norm3 = nn.LayerNorm(self.channels[3]) if final_norm else None
         self._use_channels_last(channels_last)
+        self._freeze_stages()
+
+    def _memory_format_changed(self, channels_last: bool) -> None:
         for stage in self.stages:
             stage.keep_nhwc_memory = channels_last
-
-        self._freeze_stages()
 
     def _parse_arch(self, arch: Union[str, dict]) -> dict:
         arch = super()._parse_arch(arch)
@@ -417,7 +420,7 @@ class PSLT(BaseBackbone):
         return dict(arch)
 
     def _frozen_modules(self) -> List[nn.Module]:
-        """The stem (>= 0), stages 1..frozen_stages, and the final norm with all four."""
+        """The stem (>= 0), stages 0..frozen_stages-1, and the final norm with all four."""
         if self.frozen_stages < 0:
             return []
         frozen = [self.stem, *self.stages[:self.frozen_stages]]
