@@ -1,9 +1,12 @@
 """The shared shifted-window attention (``visattn_mm.models.layers.window_attention``)."""
+import copy
+
 import pytest
 import torch
 
-from visattn_mm.models.layers import (ExternalValueWindowMSA, ShiftWindowMSA, WindowMSA, relative_position_index,
-                                      shift_window_mask, window_partition, window_reverse)
+from visattn_mm.models.layers import (ExternalValueWindowMSA, ShiftMaskCache, ShiftWindowMSA,
+                                      WindowMSA, relative_position_index, shift_window_mask,
+                                      window_partition, window_reverse)
 from visattn_mm.models.layers.window_attention import MASK_FILL
 
 
@@ -57,11 +60,26 @@ def test_shift_mask_matches_region_masks(shift, size):
     assert torch.equal(ours, _region_mask(*size, 7, shift))
 
 
-def test_shift_mask_is_cached_per_size():
-    a = shift_window_mask(14, 14, 7, -3)
-    assert shift_window_mask(14, 14, 7, -3) is a
-    assert shift_window_mask(14, 14, 7, 3) is not a
-    assert shift_window_mask(14, 21, 7, -3).shape == (6, 49, 49)
+def test_shift_mask_is_cached_per_module_for_the_last_size():
+    cache = ShiftMaskCache()
+    cpu = torch.device('cpu')
+    a = cache(14, 14, 7, -3, cpu)
+    assert cache(14, 14, 7, -3, cpu) is a
+    b = cache(14, 14, 7, 3, cpu)
+    assert b is not a and torch.equal(b, shift_window_mask(14, 14, 7, 3))
+    assert cache(14, 21, 7, -3, cpu).shape == (6, 49, 49)
+    assert cache(14, 14, 7, -3, cpu) is not a  # one entry: the last size only
+    assert copy.deepcopy(cache).key is None  # a copy of a model builds its own
+
+
+def test_no_module_level_tensor_cache():
+    """Masks live with the modules that use them, never in a module-level cache that would
+    outlive the model (and mix fake and real tensors, or devices, across models)."""
+    import visattn_mm.models.layers.window_attention as wa
+    assert not hasattr(wa.shift_window_mask, 'cache_info')
+    block = ShiftWindowMSA(8, 2, 7, shift_size=-3)
+    block(torch.randn(1, 14, 14, 8))
+    assert block.shift_mask.key == (14, 14, 7, -3, torch.device('cpu'))
 
 
 def test_relative_position_index_small_window_reads_central_entries():

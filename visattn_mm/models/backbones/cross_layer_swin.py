@@ -60,9 +60,9 @@ from mmpretrain.models.utils import WindowMSA as MMPWindowMSA
 from torch import nn
 
 from visattn_mm.registry import MODELS
-from ..layers import (DenseValueBank, broad_attention, dense_value_mix, ffn_residual, is_tracing,
-                      resize_pos_embed, scaled_dot_product, shift_window_mask, use_fused_attn,
-                      window_partition, window_reverse)
+from ..layers import (DenseValueBank, ShiftMaskCache, broad_attention, dense_value_mix,
+                      ffn_residual, is_tracing, resize_pos_embed, scaled_dot_product,
+                      use_fused_attn, window_partition, window_reverse)
 from .base import BaseBackbone, maybe_checkpoint
 
 
@@ -216,7 +216,9 @@ class CrossLayerSwin(SwinTransformer, BaseBackbone):
         use_abs_pos_embed (bool): absolute position embedding. Defaults to False.
         interpolate_mode (str): how the absolute table is resized. Defaults to ``'bicubic'``.
         with_cp (bool): gradient checkpointing per block. Defaults to False.
-        frozen_stages (int): -1 none, 0 the patch embedding, i: it and the first i stages.
+        frozen_stages (int): as mmdet's SwinTransformer: frozen_stages=0 freezes the patch
+            embedding, k>0 also stages 0..k-1 (with their output norms); -1 freezes nothing.
+            mmpretrain's Swin freezes one stage more (k=0 already stage 0 and its norm).
             Defaults to -1.
         norm_eval (bool): BatchNorm layers stay in eval mode while training. Defaults to False.
         pad_small_map (bool): see :func:`window_shape`. Defaults to False.
@@ -274,6 +276,10 @@ class CrossLayerSwin(SwinTransformer, BaseBackbone):
             norm = build_norm_layer(norm_cfg, self.num_features[i])[1] if norm_cfg \
                 else nn.Identity()
             self.add_module(f'norm{i}', norm)
+        for stage in self.stages:  # the blocks of a stage see maps of one size
+            mask = ShiftMaskCache()
+            for block in stage.blocks:
+                block.attn.shift_mask = mask
         self._freeze_stages()
 
     # ------------------------------------------------------------------ family hooks
@@ -340,7 +346,7 @@ class CrossLayerSwin(SwinTransformer, BaseBackbone):
             normed = F.pad(normed, (0, 0, 0, pad_r, 0, pad_b))
         q, k, v = attn.w_msa.qkv(normed).chunk(3, dim=-1)  # (B, Hp, Wp, C) each, unshifted
         value = self._value(attn.w_msa, v, kept)
-        mask = shift_window_mask(Hp, Wp, ws, -shift, x.device) if shift else None
+        mask = attn.shift_mask(Hp, Wp, ws, -shift, x.device) if shift else None
         out = attn.w_msa.attend(*(to_windows(t, ws, shift) for t in (q, k, value)), mask=mask)
         out = from_windows(out, ws, shift, Hp, Wp)[:, :H, :W].reshape(B, L, C)
         x = x + attn.drop(out)
@@ -442,7 +448,7 @@ class DenseSwinTransformer(CrossLayerSwin):
     # as DenseDeiT: one DenseValueBank per stage, or the list of earlier values where a block
     # may run twice (gradient checkpointing) or a tracer or compiler records autograd
     def _banked(self) -> bool:
-        return DenseValueBank.applies(self.with_cp and self.training)
+        return DenseValueBank.applies(self.with_cp)
 
     def _stage_memory(self, stage: nn.Module) -> List[Any]:
         return [DenseValueBank(len(stage.blocks))] if self._banked() else []

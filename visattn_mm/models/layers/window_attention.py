@@ -1,8 +1,8 @@
 """Shifted-window multi-head self-attention, shared by the window-based families.
 
 One wrapper, :class:`ShiftWindowMSA`, does everything around the attention: pad the map to whole
-windows, cyclically shift it (in either direction), build the shift mask for the padded size (cached
-per size, shift and device), partition into windows, attend, reverse the windows, undo the shift
+windows, cyclically shift it (in either direction), build the shift mask for the padded size (on
+the input's device, kept per module for the last size), partition into windows, attend, reverse the windows, undo the shift
 and crop the padding. The attention core, :class:`WindowMSA`, adds a Swin relative position bias
 and computes
 
@@ -16,13 +16,13 @@ q, k are computed from the input: the core is then :class:`ExternalValueWindowMS
 (``ShiftWindowMSA(..., window_msa=ExternalValueWindowMSA)``).
 """
 import math
-from functools import lru_cache
 from typing import Dict, Final, Optional, Tuple, Type
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...compat import is_compiling
 from .attention import scaled_dot_product, use_fused_attn
 from .fused_inference import Linear
 from .tracing import is_tracing
@@ -92,7 +92,6 @@ def relative_position_index(window_size: int, table_window: Optional[int] = None
     return (rel[0] + T - 1) * (2 * T - 1) + (rel[1] + T - 1)  # (N, N)
 
 
-@lru_cache(maxsize=128)
 def shift_window_mask(height: int, width: int, window_size: int, shift: int,
                       device: torch.device = torch.device('cpu')) -> torch.Tensor:
     """Additive mask that keeps a shifted window from mixing tokens across the wrap seam.
@@ -100,7 +99,8 @@ def shift_window_mask(height: int, width: int, window_size: int, shift: int,
     After ``torch.roll(x, (shift, shift), (1, 2))`` some windows hold tokens that were far apart
     before the roll. A token may attend to another only if, along each axis, both did or both did
     not wrap around. This equals Swin's 3x3-region mask for ``shift < 0`` and PSLT's mirrored mask
-    (regions [0, s), [s, ws), [ws, H)) for ``shift > 0``. Cached: the result must not be modified.
+    (regions [0, s), [s, ws), [ws, H)) for ``shift > 0``. Built on ``device`` (no host copy);
+    :class:`ShiftMaskCache` keeps one per module.
 
     Args:
         height (int): height of the padded map, a multiple of ``window_size``.
@@ -114,7 +114,7 @@ def shift_window_mask(height: int, width: int, window_size: int, shift: int,
         elsewhere.
     """
     def wrapped(n: int) -> torch.Tensor:
-        source = torch.arange(n) - shift  # position each token came from before the roll
+        source = torch.arange(n, device=device) - shift  # where each token was before the roll
         return ((source < 0) | (source >= n)).long()  # (n,)
 
     # a cached tensor must stay usable by autograd even if first built under inference_mode
@@ -124,8 +124,33 @@ def shift_window_mask(height: int, width: int, window_size: int, shift: int,
         region = window_partition(region.view(1, height, width, 1), window_size).squeeze(-1)
         # region: (nW, N)
         different = region[:, None, :] != region[:, :, None]  # (nW, N, N)
-        mask = torch.zeros(different.shape).masked_fill_(different, MASK_FILL)
-        return mask.to(device)
+        return torch.zeros(different.shape, device=device).masked_fill_(different, MASK_FILL)
+
+
+class ShiftMaskCache:
+    """The shift mask of the last size asked for, kept by the module that uses it.
+
+    A module-level cache would keep masks of every size on every device alive beyond the
+    models that made them; a detector sees one size per batch, so one entry per module is
+    enough. Tracers and compilers get the mask built in their graph.
+    """
+
+    def __init__(self) -> None:
+        self.key: Optional[tuple] = None
+        self.mask: Optional[torch.Tensor] = None
+
+    def __call__(self, height: int, width: int, window_size: int, shift: int,
+                 device: torch.device) -> torch.Tensor:
+        if is_tracing() or is_compiling():
+            return shift_window_mask(height, width, window_size, shift, device)
+        key = (height, width, window_size, shift, device)
+        if key != self.key:
+            self.mask = shift_window_mask(*key)
+            self.key = key
+        return self.mask
+
+    def __deepcopy__(self, memo) -> 'ShiftMaskCache':
+        return ShiftMaskCache()  # a copy (e.g. an EMA model) builds its own
 
 
 class WindowMSA(nn.Module):
@@ -324,6 +349,7 @@ class ShiftWindowMSA(nn.Module):
         self.shrink_small_map = shrink_small_map
         self.w_msa = window_msa(embed_dims, num_heads, window_size, qkv_bias=qkv_bias,
                                 qk_scale=qk_scale, attn_drop=attn_drop, proj_drop=proj_drop)
+        self.shift_mask = ShiftMaskCache()
 
     def extra_repr(self) -> str:
         return f'window_size={self.window_size}, shift_size={self.shift_size}'
@@ -357,7 +383,7 @@ class ShiftWindowMSA(nn.Module):
         mask = None
         if shift:
             maps = [torch.roll(t, shifts=(shift, shift), dims=(1, 2)) for t in maps]
-            mask = shift_window_mask(Hp, Wp, ws, shift, x.device)  # (nW, N, N)
+            mask = self.shift_mask(Hp, Wp, ws, shift, x.device)  # (nW, N, N)
 
         windows = [window_partition(t, ws) for t in maps]  # (B*nW, ws*ws, C) each
         out = self.w_msa(windows[0], mask=mask, v=windows[1] if v is not None else None,
