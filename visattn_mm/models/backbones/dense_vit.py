@@ -90,11 +90,11 @@ class DenseDeiT(CrossLayerViT):
     # training); as a list (dense_value_mix, pure) where a layer may run twice (gradient
     # checkpointing) or a tracer or compiler records the autograd graph.
     def _layer_inputs(self, index: int, memory: List[Any]) -> Dict[str, Any]:
-        if not DenseValueBank.applies(self.with_cp and self.training):
+        if not DenseValueBank.applies(self.with_cp):
             return dict(previous_values=list(memory))
         if not memory:
             memory.append(DenseValueBank(self.num_layers))
         return dict(previous_values=memory[0])
 
     def _remember(self, index: int, qkv: QKV) -> Optional[torch.Tensor]:
-        return None if DenseValueBank.applies(self.with_cp and self.training) else qkv[2]
+        return None if DenseValueBank.applies(self.with_cp) else qkv[2]
