@@ -302,7 +302,9 @@ def test_in_image_chunks_splits_only_large_hidden_maps_at_inference(monkeypatch,
         whole = conv(x)
         out = in_image_chunks(fn, x, 32, conv)
         assert seen == [2, 2, 1]
-        assert torch.equal(out, whole) and out.is_contiguous(memory_format=torch.channels_last)
+        # (oneDNN may pick another algorithm per batch size: the same to rounding, not bits)
+        torch.testing.assert_close(out, whole, rtol=1e-5, atol=1e-6)
+        assert out.is_contiguous(memory_format=torch.channels_last)
         seen.clear()
         in_image_chunks(fn, x[:2], 32, conv)
         assert seen == [2]
