@@ -63,11 +63,13 @@ if __name__ == '__main__':
         packages=find_packages(exclude=('tests', 'tests.*', 'configs', 'tools')),
         include_package_data=True,
         python_requires='>=3.9',
-        # torch: SDPA's scale= needs 2.1, add_safe_globals 2.4, and its (object, name) form
-        # (visattn_mm/utils/checkpoint.py) 2.6
+        # Ranges, not pins: the package installs into an existing OpenMMLab environment
+        # without replacing its torch or its compiled mmcv. torch 2.1 (SDPA's scale=) is the
+        # floor; APIs newer than that go through visattn_mm/compat.py. mmdet 3.x and mmseg 1.x
+        # need mmcv < 2.2. Tested: the floor (torch 2.1.2) and the pinned set-up (torch 2.13).
         install_requires=[
-            'torch>=2.6', 'mmengine==0.10.7', 'mmcv==2.1.0', 'mmdet==3.3.0',
-            'mmsegmentation==1.2.2', 'mmpretrain==1.2.0',
+            'torch>=2.1', 'mmengine>=0.10.0,<0.11', 'mmcv>=2.0.0,<2.2.0', 'mmdet>=3.0.0,<4',
+            'mmsegmentation>=1.0.0,<2', 'mmpretrain>=1.0.0,<2',
         ],
         extras_require={'tests': ['pytest']},
         zip_safe=False,

@@ -83,3 +83,23 @@ def test_mim_train_finds_the_config_and_tools_of_this_checkout(tmp_path):
     script = proc.stdout.split('Training command is ')[1].split()[1]
     assert osp.realpath(script) == osp.join(osp.realpath(ROOT), 'tools', 'train.py')
     assert 'usage: tools/train.py' in proc.stdout
+
+
+def test_requirements_are_ranges_that_admit_the_prebuilt_wheel_stack():
+    """A plugin installs into the user's environment: its requirements admit OpenMMLab's
+    prebuilt-wheel stack (torch 2.1 + mmcv 2.1.0) and the pinned set-up, and pin nothing."""
+    import ast
+
+    from packaging.requirements import Requirement
+    tree = ast.parse(open(osp.join(ROOT, 'setup.py')).read())
+    reqs = next(ast.literal_eval(kw.value) for node in ast.walk(tree)
+                if isinstance(node, ast.Call) for kw in node.keywords
+                if kw.arg == 'install_requires')
+    spec = {r.name: r.specifier for r in map(Requirement, reqs)}
+    assert not any('==' in str(s) for s in spec.values()), spec
+    for stack in ({'torch': '2.1.2', 'mmengine': '0.10.7', 'mmcv': '2.1.0', 'mmdet': '3.3.0',
+                   'mmsegmentation': '1.2.2', 'mmpretrain': '1.2.0'},
+                  {'torch': '2.13.0', 'mmcv': '2.0.1', 'mmdet': '3.0.0'}):
+        for name, version in stack.items():
+            assert spec[name].contains(version), (name, version, spec[name])
+    assert not spec['mmcv'].contains('2.2.0')  # mmdet 3.x and mmseg 1.x refuse it
