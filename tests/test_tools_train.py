@@ -114,6 +114,8 @@ def _state(path: str) -> dict:
 # --------------------------------------------------------------------------------------------
 
 @e2e
+@pytest.mark.skipif(torch.cuda.is_available(),
+                    reason='multi-process CPU (gloo) runs; a CUDA host takes nccl')
 def test_two_process_training_then_1_and_2_process_tests_agree(mini_coco, tmp_path):
     config = _write_config(mini_coco, tmp_path / 'retinanet.py')
     work = tmp_path / 'train'
@@ -336,3 +338,38 @@ def test_amp_on_the_cpu_is_bfloat16_autocast(mini_coco, tmp_path):
     with pytest.raises(ValueError, match='bfloat16 only'):
         OPTIM_WRAPPERS.build(dict(type='visattn_mm.CPUAmpOptimWrapper', dtype='float16',
                                   optimizer=torch.optim.SGD(probe.parameters(), lr=0.1)))
+
+
+@pytest.fixture
+def patched_cuda(monkeypatch):
+    """A machine with one CUDA GPU, as mmengine and the launcher see it (no GPU needed)."""
+    import mmengine.device.utils as device_utils
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    monkeypatch.setattr(torch.cuda, 'device_count', lambda: 1)
+    monkeypatch.setattr(device_utils, 'DEVICE', 'cuda')
+    monkeypatch.setattr(launch, 'on_cpu', lambda: False)
+    for key, value in dict(RANK='0', WORLD_SIZE='2', MASTER_ADDR='127.0.0.1',
+                           MASTER_PORT='29999').items():
+        monkeypatch.setenv(key, value)
+
+
+def test_launcher_on_cuda_keeps_fp16_amp_nccl_and_sync_bn(mini_coco, tmp_path, patched_cuda):
+    """Where CUDA is present the launcher leaves the config to mmengine as it is: --amp is
+    mmengine's fp16 AmpOptimWrapper (dynamic loss scale), the distributed backend nccl, SyncBN
+    kept, no CPU wrappers or imports, and no process group started by the launcher."""
+    from mmengine.device import get_device
+    assert get_device() == 'cuda'
+    config = _write_config(mini_coco, tmp_path / 'retinanet.py')
+    cfg = launch.prepare_train_config(launch.load_config(config), amp=True)
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    assert cfg.optim_wrapper.loss_scale == 'dynamic' and 'dtype' not in cfg.optim_wrapper
+    assert launch.setup_distributed(cfg, 'pytorch') is False
+    assert launch.find_sync_bn(cfg.model)  # the shipped SyncBN stays
+    assert cfg.env_cfg.get('dist_cfg', {}).get('backend', 'nccl') == 'nccl'
+    assert 'model_wrapper_cfg' not in cfg or 'CPU' not in cfg.model_wrapper_cfg.get('type', '')
+    assert 'visattn_mm.apis.cpu' not in cfg.get('custom_imports', {}).get('imports', [])
+    assert not torch.distributed.is_initialized()
+    # a config with AmpOptimWrapper of its own keeps it
+    cfg = launch.prepare_train_config(launch.load_config(
+        osp.join(ROOT, 'configs', 'fcvit', 'mask-rcnn_fcvit-b12_fpn_1x_coco.py')))
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
