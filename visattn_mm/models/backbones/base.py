@@ -223,9 +223,20 @@ class BaseBackbone(BaseModule):
                              f'small; both sides must be at least {min_size}')
 
     def _parse_out_indices(self, out_indices: Union[int, Sequence[int]]) -> Tuple[int, ...]:
+        """``out_indices`` (an int or a sequence of ints, as in mmpretrain) as a sorted tuple
+        of stage indices in 0..num_stages-1.
+
+        Raises:
+            TypeError: neither an int nor a sequence (e.g. a dict, a set or a str).
+            ValueError: empty, an entry out of range or not an int, or a stage twice.
+        """
         n = self.num_stages
         if isinstance(out_indices, int):
             out_indices = (out_indices,)
+        if not isinstance(out_indices, Sequence) or isinstance(out_indices, str):
+            raise TypeError(f'out_indices must be an int or a sequence of ints (stage indices '
+                            f'in {-n}..{n - 1}), got {type(out_indices).__name__} '
+                            f'{out_indices!r}')
         if len(out_indices) == 0:
             raise ValueError(f'out_indices is empty; give at least one stage index (0..{n - 1})')
         result = []

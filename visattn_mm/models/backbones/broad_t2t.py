@@ -31,13 +31,18 @@ from typing import List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn.functional as F
 from mmcv.cnn.bricks import DropPath
+from mmengine.utils import to_2tuple
 from mmpretrain.models.backbones import T2T_ViT
+from mmpretrain.models.backbones.t2t_vit import get_sinusoid_encoding
 from mmpretrain.models.utils import MultiheadAttention
 from torch import nn
 
 from visattn_mm.registry import MODELS
 from ..layers import QKV, broad_attention, ffn_residual, resize_pos_embed, use_fused_attn
 from .base import BaseBackbone, maybe_checkpoint
+
+
+T2T_STRIDE = 16  # the tokens-to-token module's three soft splits: strides 4, 2, 2
 
 
 def fix_attention_scale(module: nn.Module, qk_scale: Optional[float] = None) -> None:
@@ -77,7 +82,8 @@ class BroadT2TViT(T2T_ViT, BaseBackbone):
     """T2T-ViT with broad attention (see the module doc).
 
     Args:
-        img_size (int | tuple): the usual input size (for the position table). Defaults to 224.
+        img_size (int | tuple[int, int]): the usual input size (H, W), or one side of a square,
+            for the position table: (H / 16) x (W / 16) tokens. Defaults to 224.
         in_channels (int): image channels. Defaults to 3.
         embed_dims (int): token width C. Defaults to 384 (T2T-ViT-14).
         num_layers (int): encoder layers L. Defaults to 14 (T2T-ViT-14).
@@ -89,7 +95,8 @@ class BroadT2TViT(T2T_ViT, BaseBackbone):
         final_norm (bool): norm after the last layer (and the broad term). Defaults to True.
         out_type (str): ``'cls_token'``, ``'featmap'``, ``'avg_featmap'`` or ``'raw'``.
             Defaults to ``'cls_token'``.
-        with_cls_token (bool): prepend a class token. Defaults to True.
+        with_cls_token (bool): prepend a class token; False (not with ``out_type='cls_token'``)
+            builds none, as mmpretrain's ``T2T_ViT``. Defaults to True.
         interpolate_mode (str): how the position table is resized. Defaults to ``'bicubic'``.
         t2t_cfg (dict): extra tokens-to-token config. Defaults to an empty dict.
         layer_cfgs (dict | Sequence[dict]): extra encoder-layer configs (e.g. ``num_heads``).
@@ -124,8 +131,14 @@ class BroadT2TViT(T2T_ViT, BaseBackbone):
         if in_channels < 1 or num_layers < 1:
             raise ValueError(f'in_channels and num_layers must be positive, got {in_channels} '
                              f'and {num_layers}')
-        # out_indices=[L - 1] here; the checked indices are set below
-        super().__init__(img_size=img_size, in_channels=in_channels, embed_dims=embed_dims,
+        img_size = to_2tuple(img_size)
+        if len(img_size) != 2 or not all(isinstance(side, int) and side >= T2T_STRIDE
+                                         for side in img_size):
+            raise ValueError(f'img_size must be an int or (H, W), each at least {T2T_STRIDE}, '
+                             f'got {img_size!r}')
+        # mmpretrain's tokens-to-token module takes one side (a square table): the height here,
+        # and the table is remade for (H, W) below; out_indices=[L - 1] here, checked below
+        super().__init__(img_size=img_size[0], in_channels=in_channels, embed_dims=embed_dims,
                          num_layers=num_layers, out_indices=[num_layers - 1],
                          drop_rate=drop_rate, drop_path_rate=drop_path_rate,
                          norm_cfg=norm_cfg or dict(type='LN'), final_norm=final_norm,
@@ -135,6 +148,12 @@ class BroadT2TViT(T2T_ViT, BaseBackbone):
         if any(layer.v_shortcut for layer in self.encoder):
             raise ValueError('BroadT2TViT encoder layers must map C to C (no input_dims in '
                              'layer_cfgs)')
+        if img_size[1] != img_size[0]:  # an h x w table of the same sinusoid encoding
+            grid = [img_size[0] // T2T_STRIDE, img_size[1] // T2T_STRIDE]
+            self.tokens_to_token.init_out_size = self.patch_resolution = grid
+            self.tokens_to_token.num_patches = grid[0] * grid[1]
+            self.pos_embed = get_sinusoid_encoding(self.num_extra_tokens + grid[0] * grid[1],
+                                                   embed_dims)
         self.num_stages = self.num_layers = num_layers
         self.embed_dims = embed_dims
         self.in_channels = in_channels
@@ -152,6 +171,12 @@ class BroadT2TViT(T2T_ViT, BaseBackbone):
             if isinstance(module, DropPath):
                 module.drop_prob = float(module.drop_prob)
         self._freeze_stages()
+
+    def init_weights(self) -> None:
+        if self.cls_token is not None:
+            super().init_weights()
+        else:  # mmpretrain's T2T_ViT would initialise the cls token it does not have
+            super(T2T_ViT, self).init_weights()
 
     # ------------------------------------------------------------------ freezing
     def _frozen_modules(self) -> List[nn.Module]:

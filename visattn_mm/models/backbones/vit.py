@@ -29,11 +29,18 @@ from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks.transformer import FFN
 from mmengine.logging import print_log
 from mmengine.model.weight_init import trunc_normal_
+from mmengine.utils import to_2tuple
 from torch import nn
 
 from ..layers import (QKV, DropPath, MultiheadAttention, ffn_residual, is_tracing,
                       resize_pos_embed)
 from .base import BaseBackbone, _split_init_cfg, maybe_checkpoint
+
+
+def _square_side(n: int) -> Optional[int]:
+    """The side of a square grid of ``n`` > 0 cells, or None when ``n`` is not a square."""
+    side = math.isqrt(max(n, 0))
+    return side if n > 0 and side * side == n else None
 
 
 class TransformerBlock(nn.Module):
@@ -87,15 +94,26 @@ class CrossLayerViT(BaseBackbone):
 
     Args:
         arch (str | dict): a name of ``arch_zoo`` or a dict with ``embed_dims``, ``num_layers``,
-            ``num_heads``, ``head_dims`` and ``feedforward_channels``.
-        img_size (int): the side the position table is made for. Defaults to 224.
+            ``num_heads`` and ``feedforward_channels`` (mmpretrain's ViT arch keys), and
+            optionally ``head_dims`` (channels per head; ``embed_dims // num_heads`` when
+            missing or None).
+        img_size (int | tuple[int, int]): the input size (H, W), or one side of a square, the
+            position table is made for: a grid of (H / p) x (W / p) patches. Defaults to 224.
         patch_size (int): the patch side p. Defaults to 16.
         in_channels (int): image channels. Defaults to 3.
         out_indices (int | Sequence[int]): layers whose output is returned (negatives count
             from the end). Defaults to -1.
         out_type (str): what is returned per out index: ``'cls_token'`` (B, C), ``'featmap'``
             (B, C, H/p, W/p), ``'avg_featmap'`` (B, C, the patch tokens' mean) or ``'raw'``
-            (B, 1 + HW/p^2, C). Defaults to ``'cls_token'``.
+            (B, 1 + HW/p^2, C; the cls token first, if there is one). Defaults to
+            ``'cls_token'``.
+        with_cls_token (bool): put a cls token before the patch tokens, as mmpretrain's
+            ``VisionTransformer``. False (only with an ``out_type`` other than ``'cls_token'``)
+            builds no cls token at all: no ``cls_token`` parameter and no slot for it in
+            ``pos_embed``. A checkpoint made with a cls token still loads: its ``cls_token`` is
+            left unused and the cls slot of its position table is dropped. (mmseg's ViT keeps
+            the parameter and drops the token after the position embedding instead.)
+            Defaults to True.
         qkv_bias (bool): bias in the q, k, v projections. Defaults to False.
         drop_rate (float): dropout after the position embedding and in the blocks. Defaults to 0.
         drop_path_rate (float): stochastic depth, rising linearly over the layers from 0.
@@ -115,16 +133,19 @@ class CrossLayerViT(BaseBackbone):
             and unit LayerNorms; a ``Pretrained`` entry loads a checkpoint that must fit.
     """
     OUT_TYPES = ('cls_token', 'featmap', 'avg_featmap', 'raw')
-    essential_keys = frozenset({'embed_dims', 'num_layers', 'num_heads', 'head_dims',
+    essential_keys = frozenset({'embed_dims', 'num_layers', 'num_heads',
                                 'feedforward_channels'})
+    optional_keys = {'head_dims': None}  # None: embed_dims // num_heads
     stage_desc = 'layer indices'
     resizable_pretrained = r'^pos_embed$'
     attn_cls: Type[nn.Module] = MultiheadAttention
     cls_only_last_layer = True  # see the module doc
 
-    def __init__(self, arch: Union[str, dict] = 'tiny', img_size: int = 224,
+    def __init__(self, arch: Union[str, dict] = 'tiny',
+                 img_size: Union[int, Tuple[int, int]] = 224,
                  patch_size: int = 16, in_channels: int = 3,
                  out_indices: Union[int, Sequence[int]] = -1, out_type: str = 'cls_token',
+                 with_cls_token: bool = True,
                  qkv_bias: bool = False, drop_rate: float = 0., drop_path_rate: float = 0.,
                  final_norm: bool = True, released_stem: bool = False,
                  norm_cfg: Optional[dict] = None, act_cfg: Optional[dict] = None,
@@ -146,8 +167,17 @@ class CrossLayerViT(BaseBackbone):
                              f'choose a divisor of {C} or give head_dims')
         if out_type not in self.OUT_TYPES:
             raise ValueError(f'unknown out_type {out_type!r}; choose one of {self.OUT_TYPES}')
+        if not with_cls_token and out_type == 'cls_token':
+            raise ValueError("with_cls_token=False needs an out_type other than 'cls_token' "
+                             f"(one of {self.OUT_TYPES[1:]})")
         if in_channels < 1:
             raise ValueError(f'in_channels must be positive, got {in_channels}')
+        img_size = to_2tuple(img_size)
+        if len(img_size) != 2 or not all(isinstance(side, int) and side >= patch_size
+                                         for side in img_size):
+            raise ValueError(f'img_size must be an int or (H, W), each at least patch_size '
+                             f'{patch_size}, got {img_size!r}')
+        self.img_size = tuple(img_size)
         self.in_channels = in_channels
         self.patch_size = patch_size
         self.out_type = out_type
@@ -161,11 +191,14 @@ class CrossLayerViT(BaseBackbone):
         # released BViT: Conv2d(3, 3, 7, 2, 3) on the image, then p x p patches (stride 2p)
         self.stem = nn.Conv2d(in_channels, in_channels, 7, 2, 3) if released_stem else None
         self.patch_embed = nn.Conv2d(in_channels, C, patch_size, patch_size)
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, C))
+        self.with_cls_token = with_cls_token
+        self.num_extra_tokens = 1 if with_cls_token else 0
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, C)) if with_cls_token else None
         # the table is made for img_size / p patches per side, also with the released stem
         # (whose code slices the first tokens of that table)
-        self.pos_grid = (img_size // patch_size, img_size // patch_size)
-        self.pos_embed = nn.Parameter(torch.zeros(1, 1 + self.pos_grid[0] * self.pos_grid[1], C))
+        self.pos_grid = (self.img_size[0] // patch_size, self.img_size[1] // patch_size)
+        num_tokens = self.num_extra_tokens + self.pos_grid[0] * self.pos_grid[1]
+        self.pos_embed = nn.Parameter(torch.zeros(1, num_tokens, C))
         self.drop_after_pos = nn.Dropout(drop_rate)
         self._register_load_state_dict_pre_hook(self._resize_pos_embed_hook)
 
@@ -215,26 +248,33 @@ class CrossLayerViT(BaseBackbone):
         if not first or _split_init_cfg(self.init_cfg)[0] is not None:
             return  # already initialised, or loaded from a Pretrained checkpoint
         trunc_normal_(self.pos_embed, std=.02)
-        trunc_normal_(self.cls_token, std=.02)
+        if self.cls_token is not None:
+            trunc_normal_(self.cls_token, std=.02)
 
     def _resize_pos_embed_hook(self, state_dict, prefix, *args, **kwargs) -> None:
         """Resize a checkpoint's position table made for another grid (fine-tuning at another
-        size), with a log line; the released-stem form slices and needs the same table."""
+        size), with a log line; the released-stem form slices and needs the same table.
+        Without a cls token, the cls slot of a table made with one is dropped first."""
         key = prefix + 'pos_embed'
         if key not in state_dict or state_dict[key].shape == self.pos_embed.shape:
             return
         src = state_dict[key]
-        side = math.isqrt(src.shape[1] - 1)
-        if side * side != src.shape[1] - 1 or self.released_stem:
+        if not self.with_cls_token and (src.shape[1] == self.pos_embed.shape[1] + 1
+                                        or _square_side(src.shape[1] - 1)):
+            src = state_dict[key] = src[:, 1:]
+            if src.shape == self.pos_embed.shape:
+                return
+        side = _square_side(src.shape[1] - self.num_extra_tokens)
+        if side is None or self.released_stem:
             return  # not a square grid: let the shape check report it
         print_log(f'{type(self).__name__}: resized the position table from {side}x{side} to '
                   f'{self.pos_grid[0]}x{self.pos_grid[1]}', logger='current')
         state_dict[key] = resize_pos_embed(src, (side, side), self.pos_grid, mode='bicubic',
-                                           num_extra_tokens=1)
+                                           num_extra_tokens=self.num_extra_tokens)
 
     def no_weight_decay(self) -> set:
         """Names of parameters that optimisers should not decay."""
-        return {'pos_embed', 'cls_token'}
+        return {'pos_embed', 'cls_token'} if self.cls_token is not None else {'pos_embed'}
 
     def get_layer_depth(self, param_name: str, prefix: str = '') -> Tuple[int, int]:
         """Layer depth of a parameter, for mmpretrain's layer-wise learning-rate decay.
@@ -266,29 +306,33 @@ class CrossLayerViT(BaseBackbone):
     def _freeze_stages(self) -> None:
         super()._freeze_stages()
         if self.frozen_stages >= 0:
-            self.cls_token.requires_grad = False
+            if self.cls_token is not None:
+                self.cls_token.requires_grad = False
             self.pos_embed.requires_grad = False
 
     # ------------------------------------------------------------------ forward
     def _position_embedding(self, grid: Tuple[int, int]) -> torch.Tensor:
-        """The table for a grid of patches: (1, 1 + h * w, C)."""
+        """The table for a grid of patches: (1, num_extra_tokens + h * w, C)."""
         n = grid[0] * grid[1]
+        extra = self.num_extra_tokens
         if self.released_stem:
-            if n + 1 > self.pos_embed.shape[1]:
+            if n + extra > self.pos_embed.shape[1]:
+                stride = 2 * self.patch_size
                 raise ValueError(
                     f'{type(self).__name__} with released_stem=True slices its position table of '
-                    f'{self.pos_embed.shape[1] - 1} patches, but this input gives {grid[0]}x'
-                    f'{grid[1]} = {n}; use at most {self.pos_embed.shape[1] - 1} patches '
-                    f'(inputs up to ~{2 * self.patch_size * self.pos_grid[0]}^2 pixels) or the '
-                    'paper form (released_stem=False) for larger inputs')
-            return self.pos_embed[:, :n + 1]
+                    f'{self.pos_embed.shape[1] - extra} patches, but this input gives {grid[0]}x'
+                    f'{grid[1]} = {n}; use at most {self.pos_embed.shape[1] - extra} patches '
+                    f'(inputs up to ~{stride * self.pos_grid[0]}x{stride * self.pos_grid[1]} '
+                    'pixels) or the paper form (released_stem=False) for larger inputs')
+            return self.pos_embed[:, :n + extra]
         if grid == self.pos_grid and not is_tracing():  # (traced: resized to any grid)
             return self.pos_embed
         return resize_pos_embed(self.pos_embed, self.pos_grid, grid, mode='bicubic',
-                                num_extra_tokens=1)
+                                num_extra_tokens=extra)
 
     def _embed(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
-        """Images (B, C_in, H, W) -> tokens (B, 1 + h * w, C) and the patch grid (h, w)."""
+        """Images (B, C_in, H, W) -> tokens (B, num_extra_tokens + h * w, C) and the patch grid
+        (h, w)."""
         stride = self.patch_size * (2 if self.stem is not None else 1)
         self._check_input(x, min_size=stride // 2 + 1 if self.stem is not None else 1)
         if self.stem is not None:
@@ -298,7 +342,8 @@ class CrossLayerViT(BaseBackbone):
         if pad_b or pad_r or is_tracing():  # whole patches: pad right and bottom
             x = F.pad(x, (0, pad_r, 0, pad_b))
         x, grid = self._patchify(x)  # (B, h*w, C)
-        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)  # (B, 1+h*w, C)
+        if self.cls_token is not None:
+            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)  # (B, 1+h*w, C)
         return self.drop_after_pos(x + self._position_embedding(grid)), grid
 
     def patch_grid(self, size: Tuple[int, int]) -> Tuple[int, int]:
@@ -329,7 +374,7 @@ class CrossLayerViT(BaseBackbone):
             return x[:, 0]
         if self.out_type == 'raw':
             return x
-        patches = x[:, 1:]  # (B, h*w, C)
+        patches = x[:, self.num_extra_tokens:]  # (B, h*w, C)
         if self.out_type == 'avg_featmap':
             return patches.mean(dim=1)
         B, _, C = patches.shape
