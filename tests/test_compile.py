@@ -12,7 +12,13 @@ import torch
 
 from small_backbones import CASES, build
 
+from visattn_mm.compat import TORCH_VERSION, digit_version
 
+
+# torch 2.1's dynamo breaks the graph at mmengine's deprecation wrapper (getfullargspec),
+# Tensor.element_size() and list unpacking; the models still run compiled there, in pieces
+@pytest.mark.skipif(TORCH_VERSION < digit_version('2.2.0'),
+                    reason="torch 2.1's dynamo cannot trace these models in one graph")
 @pytest.mark.parametrize('name', CASES)
 def test_one_graph_without_breaks(name):
     model = build(name).eval()

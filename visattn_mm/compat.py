@@ -4,6 +4,7 @@ prebuilt-wheel stack), each with its fallback, and the private oneDNN ops probed
 Everything else in the package calls these instead of the newer API, so that one place knows
 which torch gave what; ``tests/test_compat.py`` runs each fallback on the newest torch too.
 """
+import codecs
 import functools
 import pickle
 from typing import Iterable, Optional
@@ -83,6 +84,8 @@ def restricted_pickle_module(extra: Iterable, use_torch_allowlist: bool = True):
     if use_torch_allowlist:
         from torch import _weights_only_unpickler
         allowed.update(_weights_only_unpickler._get_allowed_globals())
+    # protocol-2 pickles of bytes (numpy arrays with numpy 1.x) call _codecs.encode
+    allowed['_codecs.encode'] = codecs.encode
     allowed.update({_qualname(g): g for g in extra})
 
     class Unpickler(_RestrictedUnpickler):
@@ -162,6 +165,18 @@ def group_norm_input(x: torch.Tensor) -> torch.Tensor:
             and x.dim() == 4 and not x.is_contiguous()):
         return x.contiguous()
     return x
+
+
+# torch 2.1's FlopCounterMode counts composite ops that reach it undecomposed under
+# inference_mode (aten.linear) as no MACs; the rewrite in 2.2 (flop_registry) decomposes them
+FLOPS_UNDER_INFERENCE_MODE = TORCH_VERSION >= digit_version('2.2.0')
+
+
+def flop_formulas() -> dict:
+    """FlopCounterMode's formulas per op (``flop_registry``; ``flop_mapping`` before 2.2)."""
+    from torch.utils import flop_counter
+    registry = getattr(flop_counter, 'flop_registry', None)
+    return flop_counter.flop_mapping if registry is None else registry
 
 
 def dispatch_mode() -> Optional[object]:

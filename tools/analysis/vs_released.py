@@ -218,7 +218,11 @@ def bound(models: dict, x: torch.Tensor, y: torch.Tensor, row: dict, matmul_rate
     computing those MACs on this machine runs faster); on the CPU also the seconds of each
     side's matmul, convolution and attention kernels (``KernelTimer``: as they ran, and warm)
     and the ratio that ours' would give if every other op were free."""
+    from visattn_mm.compat import FLOPS_UNDER_INFERENCE_MODE
     from visattn_mm.utils.benchmarking import count_gmacs, kernel_seconds
+    if not FLOPS_UNDER_INFERENCE_MODE:
+        raise SystemExit(f'--bound counts MACs of inference steps, which the FlopCounterMode of '
+                         f'torch {torch.__version__} misses (it needs torch >= 2.2)')
     out = dict(matmul_gmacs_per_s=matmul_rate)
     for train, key in ((False, 'eval'), (True, 'train')):
         gmacs = {name: count_gmacs(run_step, model, x, y, train, grad=train)

@@ -18,6 +18,8 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..compat import flop_formulas
+
 
 def timed_step(model: nn.Module, x: torch.Tensor, train: bool,
                loss: Callable[[object], torch.Tensor],
@@ -184,9 +186,8 @@ def _mac_ops() -> set:
     convolutions and their backward, fused attention), the composite ops that reach a dispatch
     mode undecomposed under ``inference_mode`` (``linear``, ``matmul``, ``conv2d``, ...) and
     oneDNN's fused convolution and Linear ops that this package's inference paths call."""
-    from torch.utils.flop_counter import flop_registry
     aten = torch.ops.aten
-    ops = set(flop_registry) | set(_custom_mapping()) | {
+    ops = set(flop_formulas()) | set(_custom_mapping()) | {
         aten.linear, aten.matmul, aten.conv1d, aten.conv2d, aten.conv3d, aten.einsum,
         aten.scaled_dot_product_attention, aten._convolution}
     for name in ('_linear_pointwise', '_convolution_pointwise'):

@@ -74,7 +74,7 @@ class GlobalContext(nn.Module):
         g = x.mean(dim=(2, 3)) if g is None else g  # (B, C)
         # <x[b, k, :, p], g[b, k, :]> for all heads k as one matmul: g laid out block-diagonally
         # as (B, h, C); x.flatten(2) is a view in either layout, so x is read once, not copied
-        eye = torch.eye(h, dtype=x.dtype, device=x.device)
+        eye = torch.eye(h, device=x.device).to(x.dtype)  # (torch 2.1 has no bf16 eye)
         blocks = (g.view(B, h, 1, C // h) * eye[:, :, None]).reshape(B, h, C)
         sim = torch.matmul(blocks, x.flatten(2)) * self.scale  # (B, h, N)
         std, mean = torch.std_mean(sim, dim=(1, 2), keepdim=True)
