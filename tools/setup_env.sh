@@ -37,7 +37,7 @@ if [ "${1:-}" = "--floor" ]; then
   SHARED_WHEELS="$ROOT/../shared/wheels/torch2.1.2"
   TORCH=2.1.2
   TORCHVISION=0.16.2
-  SETUPTOOLS_RUNTIME='setuptools<81'
+  SETUPTOOLS_RUNTIME='setuptools>=70.1,<81'  # 70.1: bdist_wheel for the editable install
   VERSIONED_DEPS=("numpy<2" "opencv-python<4.11" "scipy<1.14" "matplotlib<3.10")
   EXPORT_DEPS=()
 else
