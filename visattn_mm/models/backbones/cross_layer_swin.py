@@ -60,9 +60,9 @@ from mmpretrain.models.utils import WindowMSA as MMPWindowMSA
 from torch import nn
 
 from visattn_mm.registry import MODELS
-from ..layers import (DenseValueBank, ShiftMaskCache, broad_attention, dense_value_mix,
-                      ffn_residual, is_tracing, resize_pos_embed, scaled_dot_product,
-                      use_fused_attn, window_partition, window_reverse)
+from ..layers import (DenseValueBank, ShiftMaskCache, attend_windows, broad_attention,
+                      dense_value_mix, ffn_residual, gather_relative_bias, is_tracing,
+                      resize_pos_embed, use_fused_attn, window_partition, window_reverse)
 from .base import BaseBackbone, maybe_checkpoint
 
 
@@ -86,9 +86,8 @@ class CrossLayerWindowMSA(MMPWindowMSA):
 
     def relative_position_bias(self) -> torch.Tensor:
         """The bias B of the window's token pairs: (heads, N, N), N = ws * ws."""
-        N = self.window_size[0] * self.window_size[1]
-        bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
-        return bias.view(N, N, -1).permute(2, 0, 1)  # (h, N, N)
+        return gather_relative_bias(self.relative_position_bias_table,
+                                    self.relative_position_index)
 
     def split_heads(self, t: torch.Tensor) -> torch.Tensor:
         """(Bw, N, C) windows -> (Bw, heads, N, d)."""
@@ -106,18 +105,10 @@ class CrossLayerWindowMSA(MMPWindowMSA):
         Returns:
             Tensor: (B * nW, N, C).
         """
-        Bw, N, C = q.shape
-        h, d = self.num_heads, self.head_dims
         q, k, v = (self.split_heads(t) for t in (q, k, v))  # (Bw, h, N, d)
-        bias = self.relative_position_bias()  # (h, N, N)
-        if mask is not None:  # windows differ: view (Bw/nW, nW*h, N, d), bias (nW*h, N, N)
-            g = mask.shape[0]
-            bias = (bias.unsqueeze(0) + mask.unsqueeze(1)).reshape(g * h, N, N)
-            q, k, v = (t.reshape(Bw // g, g * h, N, d) for t in (q, k, v))
-        out = scaled_dot_product(q, k, v, self.scale, bias=bias,
-                                 dropout_p=self.attn_drop.p if self.training else 0.,
-                                 fused=self.fused_attn)
-        out = out.reshape(Bw, h, N, d).transpose(1, 2).reshape(Bw, N, C)
+        out = attend_windows(q, k, v, self.relative_position_bias(), mask, self.scale,
+                               dropout_p=self.attn_drop.p if self.training else 0.,
+                               fused=self.fused_attn)  # (Bw, N, C)
         return self.proj_drop(self.proj(out))
 
     def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:

@@ -68,7 +68,8 @@ def window_reverse(windows: torch.Tensor, window_size: int, H: int, W: int) -> t
     return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, H, W, C)  # (B, H, W, C)
 
 
-def relative_position_index(window_size: int, table_window: Optional[int] = None) -> torch.Tensor:
+def relative_position_index(window_size: int, table_window: Optional[int] = None,
+                            device: Optional[torch.device] = None) -> torch.Tensor:
     """Swin's index of each (query, key) pair of a window into the relative position bias table.
 
     The table holds one entry per relative offset (dh, dw) of a ``table_window`` window, i.e.
@@ -79,6 +80,7 @@ def relative_position_index(window_size: int, table_window: Optional[int] = None
         window_size (int): side of the window the index is for, ws.
         table_window (int, optional): side of the window the table was made for, T >= ws.
             Defaults to None: ws.
+        device (torch.device, optional): where to build it. Defaults to None: the CPU.
 
     Returns:
         Tensor: (ws * ws, ws * ws) int64.
@@ -86,8 +88,8 @@ def relative_position_index(window_size: int, table_window: Optional[int] = None
     T = table_window or window_size
     if window_size > T:
         raise ValueError(f'window {window_size} is larger than the bias table\'s window {T}')
-    coords = torch.stack(torch.meshgrid(torch.arange(window_size), torch.arange(window_size),
-                                        indexing='ij')).flatten(1)  # (2, ws*ws)
+    side = torch.arange(window_size, device=device)
+    coords = torch.stack(torch.meshgrid(side, side, indexing='ij')).flatten(1)  # (2, ws*ws)
     rel = coords[:, :, None] - coords[:, None, :]  # (2, N, N): offset query - key
     return (rel[0] + T - 1) * (2 * T - 1) + (rel[1] + T - 1)  # (N, N)
 
@@ -151,6 +153,49 @@ class ShiftMaskCache:
 
     def __deepcopy__(self, memo) -> 'ShiftMaskCache':
         return ShiftMaskCache()  # a copy (e.g. an EMA model) builds its own
+
+
+def gather_relative_bias(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """The relative-position bias B of a window's token pairs from its table.
+
+    Args:
+        table (Tensor): ((2T - 1)^2, h), one row per relative offset.
+        index (Tensor): (N, N), the row of each (query, key) pair.
+
+    Returns:
+        Tensor: (h, N, N).
+    """
+    N = index.shape[0]
+    return table[index.reshape(-1)].view(N, N, -1).permute(2, 0, 1)
+
+
+def attend_windows(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor,
+                     mask: Optional[torch.Tensor], scale: float, dropout_p: float = 0.,
+                     fused: bool = True) -> torch.Tensor:
+    """``softmax(q k^T * scale + B + M) v`` per window and head.
+
+    The bias B is shared by all windows; the shift mask M differs between the nW windows of an
+    image, so with a mask the heads of the nW windows of an image are viewed as nW * h heads of
+    one batch entry and B + M is one (nW * h, N, N) additive term.
+
+    Args:
+        q, k, v (Tensor): (B * nW, h, N, d).
+        bias (Tensor): B, (h, N, N).
+        mask (Tensor, optional): M, (nW, N, N), or None.
+        scale (float): the factor on the logits.
+        dropout_p (float): dropout on the attention weights. Defaults to 0.
+        fused (bool): one ``F.scaled_dot_product_attention`` call. Defaults to True.
+
+    Returns:
+        Tensor: (B * nW, N, h * d), heads concatenated.
+    """
+    Bw, h, N, d = q.shape
+    if mask is not None:
+        g = mask.shape[0]
+        bias = (bias.unsqueeze(0) + mask.unsqueeze(1)).reshape(g * h, N, N)  # (nW*h, N, N)
+        q, k, v = (t.reshape(Bw // g, g * h, N, d) for t in (q, k, v))
+    out = scaled_dot_product(q, k, v, scale, bias=bias, dropout_p=dropout_p, fused=fused)
+    return out.reshape(Bw, h, N, d).transpose(1, 2).reshape(Bw, N, h * d)
 
 
 class WindowMSA(nn.Module):
@@ -252,12 +297,10 @@ class WindowMSA(nn.Module):
             index = self._small_index.get(window_size)
             if index is None or index.device != self.relative_position_bias_table.device:
                 with torch.inference_mode(False):  # indexing saves the index for backward
-                    index = relative_position_index(window_size, self.window_size).to(
-                        self.relative_position_bias_table.device)
+                    index = relative_position_index(
+                        window_size, self.window_size, self.relative_position_bias_table.device)
                 self._small_index[window_size] = index
-        N = window_size * window_size
-        bias = self.relative_position_bias_table[index.view(-1)].view(N, N, -1)  # (N, N, h)
-        return bias.permute(2, 0, 1)  # (h, N, N)
+        return gather_relative_bias(self.relative_position_bias_table, index)  # (h, N, N)
 
     def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None,
                 v: Optional[torch.Tensor] = None,
@@ -275,23 +318,11 @@ class WindowMSA(nn.Module):
         Returns:
             Tensor: (B * nW, N, C).
         """
-        Bw, N, C = x.shape
-        h, hd = self.num_heads, C // self.num_heads
         q, k, v = self.project(x, v)  # 3 x (Bw, h, N, hd)
-
-        # Additive term B (+ M), shaped (g * h, N, N) for q, k, v viewed as (Bw / g, g * h, N, hd):
-        # g = nW when the mask differs between windows, else 1 (broadcast over all windows).
         bias = self.relative_position_bias(window_size or self.window_size)  # (h, N, N)
-        if mask is not None:
-            g = mask.shape[0]
-            bias = (bias.unsqueeze(0) + mask.unsqueeze(1)).reshape(g * h, N, N)  # (nW*h, N, N)
-            q, k, v = (t.reshape(Bw // g, g * h, N, hd) for t in (q, k, v))
-
-        out = scaled_dot_product(q, k, v, self.scale, bias=bias,
-                                 dropout_p=self.attn_drop if self.training else 0.,
-                                 fused=self.fused_attn)  # (.., N, hd)
-
-        out = out.reshape(Bw, h, N, hd).transpose(1, 2).reshape(Bw, N, C)  # (Bw, N, C)
+        out = attend_windows(q, k, v, bias, mask, self.scale,
+                               dropout_p=self.attn_drop if self.training else 0.,
+                               fused=self.fused_attn)  # (Bw, N, C)
         return self.proj_drop(self.proj(out))
 
 
