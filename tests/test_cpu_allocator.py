@@ -24,7 +24,9 @@ def test_large_blocks_are_reused_without_page_faults():
               for mode in ('keep', 'default')}
     pages = 5 * 2 ** 26 // 4096  # five 64 MiB tensors
     assert faults['default'] > 0.9 * pages, faults  # glibc maps every one of them afresh
-    assert faults['keep'] <= 0.25 * faults['default'], faults  # (at most one afresh)
+    # at most two of the five afresh (torch 2.13: one; torch 2.1.2's allocator: one or two
+    # from run to run) where glibc's default maps all five
+    assert faults['keep'] <= 0.45 * faults['default'], faults
 
 
 def test_switch_off(monkeypatch):
