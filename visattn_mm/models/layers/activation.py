@@ -16,8 +16,7 @@ def gelu(x: torch.Tensor, approximate: str = 'none') -> torch.Tensor:
     (B, H, W, C) view.
 
     That view is contiguous: PyTorch hands GELU and its backward to oneDNN only for contiguous
-    tensors and uses its own strided kernel otherwise, which on a 16x288x56x56 channels-last map
-    took 1.35x (forward) and 1.5x (backward) as long on the 2-core AVX2 CPU. Same values; the
+    tensors and uses its slower strided kernel otherwise (docs/speed.md). Same values; the
     result (and its gradient) keeps x's layout.
     """
     if is_channels_last(x):

@@ -56,13 +56,12 @@ def scaled_dot_product(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale:
             v.shape[-1] != q.shape[-1]
             or bias is not None and bias.requires_grad and torch.is_grad_enabled()):
         # CPU's fused kernel needs v as wide as q, and returns no gradient for a mask: else SDPA
-        # takes its math fallback, slower than the formula written out below (~1.2x, PSLT's
-        # windows)
+        # takes its math fallback, slower than the formula written out below
         fused = False
     if fused:
         if bias is not None:
             # CPU's fused kernel takes only a mask with q's number of dims: a (h, N, N) mask for
-            # 4-D q falls back to the math path, 4.5x slower on Swin-sized windows
+            # 4-D q falls back to the much slower math path
             bias = bias.to(q.dtype).reshape((1,) * (q.dim() - bias.dim()) + bias.shape)
         return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p,
                                               scale=scale)
@@ -203,7 +202,7 @@ class BroadAttentionSum:
     """:func:`broad_attention`'s inputs gathered layer by layer, for inference (no autograd).
 
     Joining every layer's q, k and v at the end keeps each layer's q, k, v projection alive
-    until the last layer and then copies it once more (BViT-5M at batch 16: ~37 MB). Here each
+    until the last layer and then copies it once more. Here each
     layer adds ``q_l k_l^T`` to one sum of logits (fp32; of the first ``query_rows`` queries)
     and writes v_l into one joined buffer, and nothing else of it is kept::
 
@@ -244,7 +243,7 @@ class BroadAttentionSum:
         if self.kept or self.count == 0 and q.shape[-2] > 2 * self.num_layers * q.shape[-1]:
             self.kept.append((q, k, v))
         else:
-            if q.shape[-2] == 1:  # (one query: a product and a sum, ~3x faster than matmul)
+            if q.shape[-2] == 1:  # (one query: a product and a sum beat a matmul)
                 logits = (q * k).sum(-1).unsqueeze(-2).float()  # (B', H, 1, N)
             else:
                 logits = torch.matmul(q, k.transpose(-2, -1)).float()  # (B', H, N_q, N)

@@ -1,24 +1,17 @@
 """Depthwise convolution with a fast weight gradient on the CPU.
 
-oneDNN's weight gradient of a depthwise conv with a large kernel is slow: for FCViT-B12's 11x11
-convs at batch 16 it took 18-38 ms a call on channels-last maps and 35-156 ms on NCHW ones, 10-25x
-the forward conv, and the 11x11 and 3x3 depthwise weight gradients were ~40 % of a training step.
+oneDNN's weight gradient of a depthwise conv with a large kernel is many times slower than its
+forward conv (docs/speed.md, "Measurements behind the code").
 
 The weight gradient of a depthwise conv is itself a depthwise conv, with the roles swapped::
 
     dW[c, i, j] = sum_b sum_yx  dY[b, c, y, x] * X_pad[b, c, s*y + i, s*x + j]
 
 i.e. X (viewed as one image of B*C channels) convolved, channel by channel, with its own output
-gradient as the kernel (dilated by the stride), then summed over the batch. oneDNN's depthwise
-*forward* kernel runs that 8-20x faster (e.g. 2.3 against 23 ms at 16x320x14x14). The input's
-gradient stays oneDNN's (as fast as its forward).
+gradient as the kernel (dilated by the stride), then summed over the batch, which oneDNN's
+depthwise *forward* kernel runs much faster. The input's gradient stays oneDNN's.
 
-Only for kernels of at least 5x5: the swapped conv's output is the kernel's size, and for a 3x3
-kernel oneDNN's forward runs it slower than its own weight gradient (a whole forward + backward
-at 16x512x56x56, channels-last: 283 against 115 ms). Measured the same way (batch 16,
-channels-last, forward + backward, 2-core AVX-512 Xeon), this form against ``nn.Conv2d``:
-11x11 at 320x14x14 12.0 / 36.3 ms, 11x11 at 64x56x56 33.9 / 55.1, 7x7 at 128x28x28 7.5 / 16.3,
-5x5 at 64x56x56 21.0 / 22.0.
+Only for kernels of at least 5x5: for a 3x3 kernel the swapped conv is the slower one.
 """
 
 from typing import Tuple

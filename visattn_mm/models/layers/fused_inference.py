@@ -1,8 +1,8 @@
 """Inference paths that save whole passes over memory on the CPU: fused conv units, chunked FFNs.
 
 On the CPU an elementwise pass over a feature map costs about as much as the conv or matmul that
-made it (a 16x288x56x56 map: conv 20 ms, GELU 27 ms, BN 18 ms; all memory bound). At inference
-(eval mode, no autograd) these passes can go:
+made it (all memory bound; docs/speed.md). At inference (eval mode, no autograd) these passes
+can go:
 
 * conv -> GELU -> BatchNorm units (:class:`ConvGeluNorm`): the GELU (erf) runs inside the conv
   as a oneDNN post-op (``mkldnn::_convolution_pointwise``, the op inductor emits for the same
@@ -13,14 +13,11 @@ made it (a 16x288x56x56 map: conv 20 ms, GELU 27 ms, BN 18 ms; all memory bound)
 * a conv followed by a GELU (:func:`conv_gelu`, FCViT's mixers): one oneDNN op.
 * Linear layers (:class:`Linear`, :func:`linear_act`) run as oneDNN matmuls on their weight
   packed once into oneDNN's blocked layout (kept while the weight is unchanged), with a
-  following GELU or ReLU as a post-op. On the Zen 4 CPU that took 0.75-0.93x the time of
-  ``F.linear`` (MKL, which repacks the weight in every call) at the package's shapes, e.g.
-  800x192 @ 192x768 (BViT-5M's fc1, batch 16) 1072 vs 1160 us; unpacked, oneDNN gained about
-  half as much. (An earlier try fused the GELU into an unpacked oneDNN matmul on an Intel CPU,
-  where MKL's was faster.) The packed copy costs the weights' memory once more.
+  following GELU or ReLU as a post-op (``F.linear``'s MKL repacks the weight in every call).
+  The packed copy costs the weights' memory once more.
 * convolutional blocks with a wide hidden map (:func:`in_image_chunks`: FCViT's channel mixer,
   PSLT's MobileNetV2 blocks) run over chunks of images, so that the batch's hidden maps are
-  never allocated (half the peak memory of a PSLT or FCViT classifier's inference).
+  never allocated.
 * transformer FFNs (:func:`ffn_residual`) run over chunks of tokens, so that no hidden layer of
   the whole batch is allocated and each chunk's is read back while it is still warm; their two
   Linears (and the GELU) as above.
@@ -237,9 +234,8 @@ def _ffn_layers(ffn: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     return lambda x: linear_act(fc2, linear_act(fc1, x, name))
 
 
-# bytes of a conv block's hidden map per chunk of images at inference (FCViT's channel mixer:
-# at stage 0 of FCViT-B12, batch 16, its fc1 and depthwise outputs are 102 MiB each; 8 and
-# 32 MiB ran about as fast as 16)
+# bytes of a conv block's hidden map per chunk of images at inference (a whole batch's can be
+# hundreds of MiB; smaller and larger chunks ran about as fast: docs/speed.md)
 HIDDEN_CHUNK_BYTES = 2 ** 24
 
 
@@ -248,10 +244,8 @@ def in_image_chunks(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
     """``fn(x)`` for an ``fn`` that treats images independently and widens x to
     ``hidden_channels`` at x's resolution; at CPU inference (see
     :func:`inference_fusion_enabled`) computed over chunks of images whose hidden maps take at
-    most ``HIDDEN_CHUNK_BYTES``, so that the whole batch's hidden maps are never allocated. The
-    same result. Classifiers at batch 16, 224x224, eval (2-core CPU, allocator setting on):
-    peak 277-300 MiB instead of 475-583 for FCViT-B12 (its channel mixers), 302-354 instead of
-    616-726 for PSLT-base (its MobileNetV2 blocks); 1.03-1.06x and 1.01x as fast (paired).
+    most ``HIDDEN_CHUNK_BYTES``, so that the whole batch's hidden maps are never allocated (the
+    peak memory this saves: docs/speed.md). The same result.
 
     Args:
         fn (callable): (n, C, H, W) -> (n, C', H', W'), per image (e.g. BN in eval mode).
@@ -267,9 +261,8 @@ def in_image_chunks(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
 
 
 # rows of an FFN's input per chunk at inference, from the chunk's hidden layer (rows x hidden
-# channels, fp32): 8 MiB. Much larger, and without glibc keeping freed memory each hidden layer
-# is a fresh mmap, zero-filled page by page (DenseDeiT-Ti at batch 32 unchunked: 0.83x); at
-# 2 MiB, DeiT-S widths got chunks of 341 rows, too short for the matmuls (0.93-0.96x of 8 MiB)
+# channels, fp32): 8 MiB. Much larger chunks are fresh mmaps, zero-filled page by page; much
+# smaller ones are too short for the matmuls (docs/speed.md)
 FFN_CHUNK_BYTES = 2 ** 23
 
 

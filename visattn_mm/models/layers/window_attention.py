@@ -29,7 +29,7 @@ from .tracing import is_tracing
 
 # Masked logits get -inf, so their softmax weight is exactly 0. The released Swin and PSLT use
 # -100, whose weight ~4e-44 is a denormal float: every matmul over the attention weights (and
-# over their gradient) then ran ~15x slower on the CPU, half of a ladder block's training step.
+# over their gradient) then ran many times slower on the CPU (docs/speed.md).
 # The outputs differ by ~1e-44 relative. No row is all -inf: a token always sees itself.
 MASK_FILL = float('-inf')
 
