@@ -347,7 +347,8 @@ def patched_cuda(monkeypatch):
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
     monkeypatch.setattr(torch.cuda, 'device_count', lambda: 1)
     monkeypatch.setattr(device_utils, 'DEVICE', 'cuda')
-    monkeypatch.setattr(launch, 'on_cpu', lambda: False)
+    from visattn_mm.apis import config
+    monkeypatch.setattr(config, 'on_cpu', lambda: False)
     for key, value in dict(RANK='0', WORLD_SIZE='2', MASTER_ADDR='127.0.0.1',
                            MASTER_PORT='29999').items():
         monkeypatch.setenv(key, value)

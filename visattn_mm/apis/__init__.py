@@ -1,8 +1,11 @@
 """Running the toolboxes' Runners from this package's command lines (``tools/train.py``,
 ``tools/test.py``, ``tools/dist_*.sh``).
 
-- :mod:`visattn_mm.apis.launch`: config loading, toolbox choice (``default_scope``), the
-  command-line options, distributed set-up (gloo on CPU-only machines) and the Runner.
+- :mod:`visattn_mm.apis.config`: config loading, toolbox choice (``default_scope``), mixed
+  precision per device, resuming and the checkpoint check.
+- :mod:`visattn_mm.apis.distributed`: multi-process set-up (gloo on CPU-only machines).
+- :mod:`visattn_mm.apis.launch`: the command-line options and the Runner (the steps above are
+  importable from it too).
 - :mod:`visattn_mm.apis.cpu`: what mmengine 0.10.7 lacks for CPU runs: a DDP wrapper for CPU
   modules and bfloat16 autocast training.
 
