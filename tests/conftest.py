@@ -36,7 +36,7 @@ def build_in_scope(model_cfg: dict, scope: str = 'mmpretrain'):
     Building without it depends on whatever scope an earlier test (a Runner,
     ``init_default_scope``) left current in the process.
     """
-    from visattn_mm.visualization.config_model import build_model_in_scope
+    from visattn_mm.apis.config import build_model_in_scope
     return build_model_in_scope(model_cfg, scope)
 
 

@@ -171,7 +171,7 @@ def test_tools_load_whole_model_checkpoints_checked_and_strict(tmp_path):
     import os.path as osp
 
     from visattn_mm.utils.checkpoint import CorruptCheckpointError
-    from visattn_mm.visualization.config_model import build_model_from_config
+    from visattn_mm.apis.config import build_model_from_config
     config = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs', 'fcvit',
                       'fcvit-tiny_8xb128_in1k.py')
     model = build_model_from_config(config)

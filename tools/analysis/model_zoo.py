@@ -146,7 +146,7 @@ DENSE_FORM: Dict[str, dict] = {
 # ---------------------------------------------------------------------------------- building
 def build_classifier(entry: ZooEntry) -> torch.nn.Module:
     """The entry's whole classifier (its config's ``model``), eval mode."""
-    from visattn_mm.visualization.config_model import build_model_in_scope, load_config
+    from visattn_mm.apis.config import build_model_in_scope, load_config
     cfg = load_config(osp.join(ROOT, entry.config))
     model_cfg = cfg.model.copy()
     model_cfg.backbone.update(entry.backbone)
@@ -157,7 +157,7 @@ def build_classifier(entry: ZooEntry) -> torch.nn.Module:
 
 def build_dense_backbone(entry: ZooEntry) -> torch.nn.Module:
     """The entry's backbone in its dense-prediction form (:data:`DENSE_FORM`), eval mode."""
-    from visattn_mm.visualization.config_model import build_model_in_scope, load_config
+    from visattn_mm.apis.config import build_model_in_scope, load_config
     cfg = load_config(osp.join(ROOT, entry.config))
     backbone = cfg.model.backbone.copy()
     backbone.update(entry.backbone)

@@ -1,16 +1,19 @@
-"""Config handling of the tools (``tools/train.py``, ``tools/test.py``): reading a config (one
-:func:`load_config` for the tools, visualisation and export), its toolbox, mixed precision on the
-device at hand, resuming, and the checkpoint check before the Runner loads anything.
+"""Configs: reading one (one :func:`load_config` for the tools, visualisation, export and
+tests), building its model in its toolbox's scope, and what ``tools/train.py`` and
+``tools/test.py`` do to it: mixed precision on the device at hand, resuming, and the checkpoint
+check before the Runner loads anything.
 """
 import importlib
 import importlib.util
 import logging
 import os
 import os.path as osp
-from typing import Optional
+from typing import Optional, Union
 
 from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
+from mmengine.registry import DefaultScope
+from torch import nn
 
 import visattn_mm  # noqa: F401  (Runner checkpoints load under torch's weights_only default)
 from visattn_mm.utils.checkpoint import CorruptCheckpointError, check_checkpoint_file
@@ -64,12 +67,13 @@ def toolbox_of(cfg: Config) -> str:
     return scope
 
 
-def load_config(config: str, cfg_options: Optional[dict] = None,
+def load_config(config: Union[str, Config], cfg_options: Optional[dict] = None,
                 work_dir: Optional[str] = None) -> Config:
-    """Read a config, merge ``--cfg-options`` and set the work dir.
+    """Read a config, merge ``--cfg-options``, import its ``custom_imports`` and set the work
+    dir: what the tools, visualisation and export all start from.
 
     Args:
-        config (str): the config file.
+        config (str | Config): the config file, or a loaded config.
         cfg_options (dict, optional): ``key.sub=value`` overrides (``--cfg-options``).
             Defaults to None.
         work_dir (str, optional): where logs and checkpoints go; without it the config's
@@ -77,18 +81,79 @@ def load_config(config: str, cfg_options: Optional[dict] = None,
 
     Returns:
         Config: the config, its toolbox checked (:func:`toolbox_of`).
+
+    Raises:
+        LaunchError: the file does not exist, or its ``default_scope`` is missing, unknown or
+            not installed.
     """
-    if not osp.isfile(config):
-        raise LaunchError(f'config {config} does not exist')
-    cfg = Config.fromfile(config)
+    if isinstance(config, Config):
+        cfg, name = config, osp.splitext(osp.basename(config.filename or 'config'))[0]
+    else:
+        if not osp.isfile(config):
+            raise LaunchError(f'config {config} does not exist')
+        cfg, name = Config.fromfile(config), osp.splitext(osp.basename(config))[0]
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+    imports = cfg.get('custom_imports')
+    if imports:
+        from mmengine.utils import import_modules_from_strings
+        import_modules_from_strings(**imports)
     toolbox_of(cfg)
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config))[0])
+        cfg.work_dir = osp.join('./work_dirs', name)
     return cfg
+
+
+def build_model_in_scope(model_cfg: dict, scope: str) -> nn.Module:
+    """Build ``model_cfg`` with the MODELS registry of the toolbox ``scope`` (``'mmpretrain'``,
+    ``'mmdet'``, ``'mmseg'`` or ``'visattn_mm'``), as that toolbox's Runner does.
+
+    Args:
+        model_cfg (dict): the model config.
+        scope (str): the default scope.
+
+    Returns:
+        nn.Module: the model.
+    """
+    registry = importlib.import_module(f'{scope}.registry').MODELS
+    with DefaultScope.overwrite_default_scope(scope):
+        return registry.build(model_cfg)
+
+
+def build_model_from_config(config: Union[str, Config], checkpoint: Optional[str] = None,
+                            device: str = 'cpu', backbone: Optional[dict] = None) -> nn.Module:
+    """The config's ``model`` in eval mode, with a checkpoint's weights if one is given.
+
+    Args:
+        config (str | Config): the config file or config.
+        checkpoint (str, optional): a checkpoint of the whole model (``state_dict`` with the
+            model's keys, e.g. ``backbone.``), checked whole first and loaded strictly: a
+            damaged file or one of another model is an error, never random weights. Defaults to
+            None: random initialisation (the backbones' ``init_weights`` is not called, so no
+            Pretrained file is needed).
+        device (str): where the model goes. Defaults to ``'cpu'``.
+        backbone (dict, optional): keys that replace the config's backbone settings (e.g. a
+            small ``arch`` for tests). Defaults to None.
+
+    Returns:
+        nn.Module: the model, in eval mode.
+    """
+    cfg = load_config(config)
+    model_cfg = cfg.model.copy()
+    if backbone:
+        model_cfg.backbone.update(backbone)
+    model = build_model_in_scope(model_cfg, cfg.get('default_scope', 'mmpretrain'))
+    from mmengine.model import revert_sync_batchnorm
+    model = revert_sync_batchnorm(model)
+    if checkpoint:
+        from mmengine.runner import load_checkpoint
+
+        from visattn_mm.utils.checkpoint import check_checkpoint_file
+        check_checkpoint_file(checkpoint)
+        load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+    return model.to(device).eval()
 
 
 def add_custom_import(cfg: Config, module: str) -> None:

@@ -303,6 +303,6 @@ def build_from_config(config: Union[str, 'mmengine.Config'], checkpoint: Optiona
         nn.Module: the model (a :class:`TensorForward` of it unless ``backbone_only``) or its
         backbone, in eval mode.
     """
-    from visattn_mm.visualization.config_model import build_model_from_config
+    from visattn_mm.apis.config import build_model_from_config
     model = build_model_from_config(config, checkpoint)  # (SyncBN -> BN, eval mode)
     return model.backbone if backbone_only else TensorForward(model)

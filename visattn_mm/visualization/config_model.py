@@ -1,16 +1,20 @@
-"""Build the model of any config of ``configs/`` (classification, detection, segmentation) in its
-toolbox's scope, and read what the pictures need from the config: the test size and the
-normalisation of the data preprocessor."""
-import importlib
+"""Read what the pictures need from a config: the test size and the normalisation of the data
+preprocessor. Configs are read and their models built by :mod:`visattn_mm.apis.config` (one
+place for the tools, visualisation, export and tests); its functions are re-exported here."""
 import logging
 from contextlib import contextmanager
-from typing import Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from mmengine.config import Config
-from mmengine.registry import DefaultScope
 from torch import nn
+
+from visattn_mm.apis.config import build_model_from_config, build_model_in_scope, load_config
+
+__all__ = ['build_model_from_config', 'build_model_in_scope', 'config_test_size',
+           'get_backbone', 'iter_dicts', 'load_config', 'load_image', 'normalisation',
+           'quiet_mmengine', 'to_tensor']
 
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
@@ -28,74 +32,6 @@ def quiet_mmengine(level: int = logging.WARNING):
         yield
     finally:
         logger.setLevel(old)
-
-
-def load_config(config: Union[str, Config]) -> Config:
-    """A config file (or a loaded :class:`Config`), with its ``custom_imports`` imported.
-
-    Args:
-        config (str | Config): the path or the config.
-
-    Returns:
-        Config: the config.
-    """
-    cfg = config if isinstance(config, Config) else Config.fromfile(config)
-    imports = cfg.get('custom_imports')
-    if imports:
-        from mmengine.utils import import_modules_from_strings
-        import_modules_from_strings(**imports)
-    importlib.import_module('visattn_mm')
-    return cfg
-
-
-def build_model_in_scope(model_cfg: dict, scope: str) -> nn.Module:
-    """Build ``model_cfg`` with the MODELS registry of the toolbox ``scope`` (``'mmpretrain'``,
-    ``'mmdet'``, ``'mmseg'`` or ``'visattn_mm'``), as that toolbox's Runner does.
-
-    Args:
-        model_cfg (dict): the model config.
-        scope (str): the default scope.
-
-    Returns:
-        nn.Module: the model.
-    """
-    registry = importlib.import_module(f'{scope}.registry').MODELS
-    with DefaultScope.overwrite_default_scope(scope):
-        return registry.build(model_cfg)
-
-
-def build_model_from_config(config: Union[str, Config], checkpoint: Optional[str] = None,
-                            device: str = 'cpu', backbone: Optional[dict] = None) -> nn.Module:
-    """The config's ``model`` in eval mode, with a checkpoint's weights if one is given.
-
-    Args:
-        config (str | Config): the config file or config.
-        checkpoint (str, optional): a checkpoint of the whole model (``state_dict`` with the
-            model's keys, e.g. ``backbone.``), checked whole first and loaded strictly: a
-            damaged file or one of another model is an error, never random weights. Defaults to
-            None: random initialisation (the backbones' ``init_weights`` is not called, so no
-            Pretrained file is needed).
-        device (str): where the model goes. Defaults to ``'cpu'``.
-        backbone (dict, optional): keys that replace the config's backbone settings (e.g. a
-            small ``arch`` for tests). Defaults to None.
-
-    Returns:
-        nn.Module: the model, in eval mode.
-    """
-    cfg = load_config(config)
-    model_cfg = cfg.model.copy()
-    if backbone:
-        model_cfg.backbone.update(backbone)
-    model = build_model_in_scope(model_cfg, cfg.get('default_scope', 'mmpretrain'))
-    from mmengine.model import revert_sync_batchnorm
-    model = revert_sync_batchnorm(model)
-    if checkpoint:
-        from mmengine.runner import load_checkpoint
-
-        from visattn_mm.utils.checkpoint import check_checkpoint_file
-        check_checkpoint_file(checkpoint)
-        load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
-    return model.to(device).eval()
 
 
 def get_backbone(model: nn.Module) -> nn.Module:
