@@ -34,8 +34,10 @@ For each family (:data:`FAMILIES`):
    weight matrices before and after training and their difference.
 
 The accuracies, losses, statistics and times are printed and written to
-``<work-dir>/summary.json``. Nothing but the PNGs goes to ``--out``. On the 2-core CPU the four
-families take about 10 minutes (one torch thread, see ``--threads``).
+``<work-dir>/summary.json``. Nothing but the PNGs goes to ``--out``. The four families take
+about 5 minutes of CPU time (one torch thread, see ``--threads``): 10-15 minutes of wall time
+on a shared 2-core machine whose other jobs keep its load near 8. ``--draw-only`` redraws the
+pictures from an earlier run's checkpoints in about a minute.
 """
 import argparse
 import copy
@@ -287,13 +289,19 @@ def _predict(model, x: torch.Tensor) -> int:
 
 def write_small_png(path: str, picture: np.ndarray, limit: int = 290_000) -> int:
     """Write the picture with a palette of as many colours as keep it under ``limit`` bytes
-    (256 down to 96); returns the colours used."""
+    (256 down to 96); returns the colours used. The sizes are tried with a plain median-cut
+    palette (fast), then the chosen one is written with the refined palette (slow, and so far
+    always smaller)."""
     from visattn_mm.visualization import write_png
-    for colours in (256, 192, 128, 96):
+    steps = (256, 192, 128, 96)
+    for n, colours in enumerate(steps):
+        write_png(path, picture, colours=colours, kmeans=0)
+        if os.path.getsize(path) > limit and n < len(steps) - 1:
+            continue
         write_png(path, picture, colours=colours)
-        if os.path.getsize(path) <= limit:
-            break
-    return colours
+        if os.path.getsize(path) <= limit or n == len(steps) - 1:
+            return colours
+    return steps[-1]
 
 
 def draw_family(family: str, result: dict, data_root: str, out: str) -> Tuple[str, List[str]]:

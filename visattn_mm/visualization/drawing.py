@@ -149,22 +149,26 @@ def panel_grid(image: np.ndarray, panels: Sequence[Panel], cols: int = 4,
     return canvas
 
 
-def write_png(path: str, picture: np.ndarray, colours: Optional[int] = None) -> None:
+def write_png(path: str, picture: np.ndarray, colours: Optional[int] = None,
+              kmeans: int = 2) -> None:
     """Write an RGB uint8 picture as PNG (folders are made).
 
     Args:
         path (str): the file.
         picture (np.ndarray): (H, W, 3) uint8 RGB.
         colours (int, optional): store it with a palette of at most this many colours
-            (median cut refined by two k-means passes, no dithering; heat maps over a noisy
-            image compress several times smaller). Defaults to None: full colour.
+            (median cut refined by ``kmeans`` k-means passes, no dithering; heat maps over a
+            noisy image compress several times smaller). Defaults to None: full colour.
+        kmeans (int): k-means passes that refine the palette (without them median cut shifts
+            some colours visibly; with them the file is also smaller, and the writing slower).
+            Defaults to 2.
     """
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     if colours:
         from PIL import Image
         Image.fromarray(np.ascontiguousarray(picture)).quantize(
             colours, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE,
-            kmeans=2).save(path, format='PNG', optimize=True)
+            kmeans=kmeans).save(path, format='PNG', optimize=True)
         return
     import cv2
     if not cv2.imwrite(path, np.ascontiguousarray(picture[:, :, ::-1])):
