@@ -184,7 +184,7 @@ def test_cli_from_configs(tmp_path):
 def test_recomputed_weights_give_the_modules_outputs(backbones, image):
     """The softmax weights recomputed from hooked inputs reproduce what the fused attention
     computed: PSLT's shifted, masked, external-value branch and a BViT layer."""
-    from visattn_mm.visualization.attention_maps import _window_attention_weights
+    from visattn_mm.visualization.mechanisms import _window_attention_weights
     img, x = image
     branch = backbones['PSLT'].stages[2].blocks[-1].branches[1]  # shift -1, value from branch 0
     seen = {}
