@@ -178,17 +178,8 @@ def write_png(path: str, picture: np.ndarray, colours: Optional[int] = None,
 def save_panels(image: np.ndarray, panels: Sequence[Panel], path: str, cols: int = 4,
                 title_height: int = TITLE_HEIGHT, nearest: bool = True,
                 min_side: int = MIN_SIDE) -> Tuple[int, int]:
-    """Write the panels over the image as one PNG grid (see :func:`panel_grid`).
-
-    Args:
-        image (np.ndarray): (H, W, 3) uint8 RGB.
-        panels (Sequence[Panel]): the maps, in reading order.
-        path (str): the PNG to write (folders are made).
-        cols (int): panels per row. Defaults to 4.
-        title_height (int): pixels of the title strip above each panel. Defaults to 18.
-        nearest (bool): see :func:`overlay`. Defaults to True.
-        min_side (int): images with a shorter side are enlarged by a whole factor (markers
-            follow) so that the titles fit. Defaults to 160.
+    """Write the panels over the image as one PNG grid at ``path`` (folders are made); the
+    other arguments are :func:`panel_grid`'s.
 
     Returns:
         tuple[int, int]: the picture's (height, width), see :func:`grid_size`.
