@@ -28,7 +28,7 @@ import time
 import pytest
 import torch
 import torch.nn as nn
-from e2e_metrics import DET
+from e2e.cases import DET
 from mmengine.config import Config
 
 from visattn_mm.apis import launch
