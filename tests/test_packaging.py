@@ -25,7 +25,7 @@ def test_wheel_carries_mim_extension(tmp_path):
     assert 'visattn_mm/.mim/configs/pslt_retinanet.py' in names
     assert 'visattn_mm/.mim/tools/convert_official.py' in names
     assert 'visattn_mm/.mim/tools/dataset_converters/market1501_to_reid.py' in names
-    assert 'visattn_mm/testing/mini_datasets.py' in names
+    assert 'visattn_mm/testing/mini_datasets/__init__.py' in names
     assert 'visattn_mm/models/backbones/pslt.py' in names
     assert 'visattn_mm/deployment/onnx.py' in names
     assert 'visattn_mm/.mim/tools/deployment/export_onnx.py' in names
