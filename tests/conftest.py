@@ -1,9 +1,13 @@
 import os
 import os.path as osp
+import sys
 
 import pytest
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+# the shared test helpers (small_backbones.py, this file's functions) import as top-level
+# modules from every folder of tests/, laid out like the package
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
 
 def pytest_configure(config):

@@ -16,7 +16,7 @@ Every name starts with the family (``-k bvit`` picks a family, ``-k maskrcnn`` a
 """
 from typing import NamedTuple, Tuple
 
-# the metric keys each task's evaluator must report (tests/test_tools_train.py takes DET)
+# the metric keys each task's evaluator must report (tests/apis/test_tools_train.py takes DET)
 DET = ('coco/bbox_mAP', 'coco/bbox_mAP_50')
 SEGM = DET + ('coco/segm_mAP', 'coco/segm_mAP_50')
 SEM = ('aAcc', 'mIoU')

@@ -12,7 +12,7 @@ from mmengine.config import Config
 
 from visattn_mm.visualization.config_model import iter_dicts
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG_DIR = osp.join(ROOT, 'configs', 'bvit')
 CONFIGS = sorted(osp.basename(p) for p in glob.glob(osp.join(CONFIG_DIR, '*.py')))
 BASE = osp.join(ROOT, 'configs', '_base_', 'models', 'bvit.py')

@@ -14,7 +14,7 @@ from visattn_mm.visualization import (FAMILY_KINDS, broad_cls_attention, broad_s
                                       grid_size, kinds_of, pslt_ladder_attention, render,
                                       to_tensor)
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 VIT = dict(embed_dims=32, num_layers=3, num_heads=2, head_dims=16, feedforward_channels=64)
 
 

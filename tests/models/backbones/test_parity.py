@@ -36,7 +36,7 @@ def assert_close(ours: torch.Tensor, ref: torch.Tensor, what: str) -> float:
     return err
 
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 
 def converted(family: str, data: dict) -> dict:

@@ -14,7 +14,7 @@ from visattn_mm.testing import mini_datasets as md
 from visattn_mm.testing.mini_config import (DEMO_DATA, coco_test_metrics, demo_report,
                                             make_demo_config, make_mini_config)
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(ROOT, 'configs', 'pslt_retinanet.py')
 
 

@@ -6,7 +6,7 @@ masks, boxes, areas and categories are known; the json must load in pycocotools 
 ``ADE20KInstanceDataset``, number annotations from 1, and score AP 1 against itself (which the
 same file numbered from 0, as mmdet's converter writes it, does not).
 
-The Market-1501 converter's command line is run by tests/test_mini_datasets.py::test_cli.
+The Market-1501 converter's command line is run by tests/datasets/test_mini_datasets.py::test_cli.
 """
 import contextlib
 import io
@@ -26,7 +26,7 @@ from visattn_mm.datasets.ade20k import (convert_ade20k_instances, instance_annot
                                         read_category_mapping)
 from visattn_mm.testing.mini_datasets import ADE150_CLASSES, ADE_THING_CLASSES
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def instance_category(name: str) -> int:

@@ -36,7 +36,7 @@ from visattn_mm.testing import mini_datasets
 from visattn_mm.testing.mini_config import make_mini_config
 from visattn_mm.utils.checkpoint import CorruptCheckpointError
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOLS = osp.join(ROOT, 'tools')
 CONFIG = osp.join(ROOT, 'configs', 'pslt_retinanet.py')
 NO_SYNC_BN = ['--cfg-options', 'model.backbone.norm_cfg.type=BN']

@@ -14,7 +14,7 @@ import sys
 import pytest
 from small_backbones import CASES
 
-HERE = osp.dirname(osp.abspath(__file__))
+HERE = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))  # tests/
 
 # (name, constructor arguments, train mode, autograd)
 SETTINGS = [

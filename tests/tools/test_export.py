@@ -22,7 +22,7 @@ from visattn_mm.models.backbones import (BroadSwinTransformer, BroadT2TViT, BViT
 pytest.importorskip('onnxruntime')
 
 REL_TOL = 1e-4
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 VIT = dict(embed_dims=48, num_layers=4, num_heads=3, head_dims=16, feedforward_channels=96)
 SWIN = dict(embed_dims=8, depths=[2, 2, 2, 2], num_heads=[2, 2, 4, 4])

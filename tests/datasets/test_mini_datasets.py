@@ -20,7 +20,7 @@ from PIL import Image
 import visattn_mm.datasets.market1501 as market
 from visattn_mm.testing import mini_datasets as md
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 @pytest.fixture(scope='module')

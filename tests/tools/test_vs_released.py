@@ -11,7 +11,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from visattn_mm.compat import FLOPS_UNDER_INFERENCE_MODE
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(ROOT, 'tools', 'analysis', 'vs_released.py')
 
 

@@ -172,7 +172,7 @@ def test_tools_load_whole_model_checkpoints_checked_and_strict(tmp_path):
 
     from visattn_mm.utils.checkpoint import CorruptCheckpointError
     from visattn_mm.apis.config import build_model_from_config
-    config = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs', 'fcvit',
+    config = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs', 'fcvit',
                       'fcvit-tiny_8xb128_in1k.py')
     model = build_model_from_config(config)
     good = tmp_path / 'good.pth'

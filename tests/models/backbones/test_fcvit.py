@@ -10,7 +10,7 @@ from conftest import assert_memory_formats_agree
 from visattn_mm.converters.fcvit import convert, looks_like
 from visattn_mm.models.backbones.fcvit import FCViT, GlobalContext
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 CONFIGS = {arch: osp.join(ROOT, 'configs', 'fcvit', f'fcvit-{arch}_8xb128_in1k.py')
            for arch in ('tiny', 'b12', 'b24', 'b48')}
 # exact counts of the released models with their 1000-class head (research/targets.md)

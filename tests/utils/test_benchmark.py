@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 _spec = importlib.util.spec_from_file_location('benchmark_tool',
                                                osp.join(ROOT, 'tools', 'benchmark.py'))
 benchmark = importlib.util.module_from_spec(_spec)

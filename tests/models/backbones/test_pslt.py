@@ -9,7 +9,7 @@ from conftest import assert_memory_formats_agree
 from visattn_mm.models.backbones import PSLT
 from visattn_mm.models.backbones.pslt import LadderBlock, PatchMerging
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 GOLDEN_TINY = 'pslt_tiny_official.pth'
 # a small custom arch for the structural tests (C0 = 6: 16-dim branches in stage 3)
 SMALL = dict(embed_dims=6, depths=(2, 1, 2, 1), num_heads=(2, 2))

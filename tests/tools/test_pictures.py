@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 pytestmark = pytest.mark.usefixtures('one_thread')  # (conftest.py)
 
