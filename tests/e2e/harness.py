@@ -165,6 +165,9 @@ def run_in_process(cfg: Config, work_dir: str, name: str, train: bool = True) ->
     """One Runner of ``cfg`` in this process: train (or, with ``train=False``, only initialise
     the weights as ``runner.train()`` would), then test with the config's evaluator.
 
+    The test scores the weights in memory, so no checkpoint is written (saving one and testing
+    from it is what the ``mim`` cases check, one per toolbox and model type).
+
     Runs with one torch thread: the models are small, and on a shared 2-core machine two
     OpenMP threads waiting on each other made the same run several times slower.
     """
@@ -176,6 +179,7 @@ def run_in_process(cfg: Config, work_dir: str, name: str, train: bool = True) ->
     assert 'visattn_mm' in imports, f'custom_imports {imports} lacks visattn_mm'
     cfg.work_dir = work_dir
     cfg.experiment_name = f'{name}-{next(_serial)}'  # the Runner appends a timestamp
+    cfg.default_hooks.checkpoint = None
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

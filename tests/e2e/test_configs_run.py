@@ -58,8 +58,14 @@ def test_mim_train_then_test(name, tmp_path_factory, tmp_path):
 
 @pytest.mark.parametrize('name', RUNNER_CASES)
 def test_runner_train_then_test(name, tmp_path_factory, tmp_path):
+    from mmengine.logging import MMLogger
+    from mmengine.registry import DefaultScope
     case = CASES[name]
+    scope, loggers = DefaultScope.get_current_instance(), set(MMLogger._instance_dict)
     run = run_in_process(mini_cfg(name, tmp_path_factory), str(tmp_path / 'work'), name)
+    # the run left the process's current scope and loggers as they were
+    assert DefaultScope.get_current_instance() is scope
+    assert set(MMLogger._instance_dict) == loggers
     assert run.iters > 0 and run.losses, 'no training iteration ran'
     assert all(math.isfinite(v) for v in run.losses), run.losses
     check_metrics(run.metrics, case.metrics)
