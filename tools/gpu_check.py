@@ -137,7 +137,7 @@ CLASSIFIER_CONFIGS: Dict[str, str] = {
     'FCViT-tiny': 'configs/fcvit/fcvit-tiny_8xb128_in1k.py',
 }
 
-# part 3: (config, mini dataset, mini_config overrides), as tests/test_e2e.py shortens them.
+# part 3: (config, mini dataset, mini_config overrides), as tests/e2e/cases.py shortens them.
 # The mmseg run is Semantic FPN: its FPNHead and FPN neck are ConvModules and bilinear resizing,
 # no mmcv op (UperNet's PPM would be fine too; heads such as PointRend's call mmcv.ops).
 TRAIN_RUNS: Dict[str, Tuple[str, str, dict]] = {
