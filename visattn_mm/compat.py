@@ -77,13 +77,11 @@ def _qualname(obj) -> str:
     return f'{obj.__module__}.{obj.__qualname__}'
 
 
-def restricted_pickle_module(extra: Iterable, use_torch_allowlist: bool = True):
+def restricted_pickle_module(extra: Iterable):
     """A ``pickle_module`` for ``torch.load`` that unpickles tensors, containers and the types
     in ``extra`` only: the weights_only load of torch < 2.5, which has no ``safe_globals``."""
-    allowed = {}
-    if use_torch_allowlist:
-        from torch import _weights_only_unpickler
-        allowed.update(_weights_only_unpickler._get_allowed_globals())
+    from torch import _weights_only_unpickler
+    allowed = dict(_weights_only_unpickler._get_allowed_globals())
     # protocol-2 pickles of bytes (numpy arrays with numpy 1.x) call _codecs.encode
     allowed['_codecs.encode'] = codecs.encode
     allowed.update({_qualname(g): g for g in extra})
@@ -116,7 +114,8 @@ def load_weights_only(path: str, extra_globals: list, map_location='cpu',
     safe_globals = getattr(torch.serialization, 'safe_globals', None)
     if safe_globals is not None and not force_fallback:
         allowed = set(torch.serialization.get_safe_globals())
-        # only what is not allowed already: leaving the context removes what it added
+        # only what is not allowed already: leaving the context removes what it added, which
+        # would take the numpy types shared with Runner checkpoints away for good
         extra = [g for g in extra_globals if g not in allowed]
         with safe_globals(extra):
             return torch.load(path, map_location=map_location, weights_only=True)

@@ -107,8 +107,8 @@ class CrossLayerWindowMSA(MMPWindowMSA):
         """
         q, k, v = (self.split_heads(t) for t in (q, k, v))  # (Bw, h, N, d)
         out = attend_windows(q, k, v, self.relative_position_bias(), mask, self.scale,
-                               dropout_p=self.attn_drop.p if self.training else 0.,
-                               fused=self.fused_attn)  # (Bw, N, C)
+                             dropout_p=self.attn_drop.p if self.training else 0.,
+                             fused=self.fused_attn)  # (Bw, N, C)
         return self.proj_drop(self.proj(out))
 
     def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:

@@ -7,13 +7,14 @@ from .fused_inference import (ConvGeluNorm, Linear, conv_gelu, ffn_residual, in_
                               linear_act, run_conv_units)
 from .tracing import is_tracing, resize_pos_embed
 from .window_attention import (ExternalValueWindowMSA, ShiftMaskCache, ShiftWindowMSA, WindowMSA,
-                               gather_relative_bias, relative_position_index, shift_window_mask,
-                               attend_windows, window_partition, window_reverse)
+                               attend_windows, gather_relative_bias, relative_position_index,
+                               shift_window_mask, window_partition, window_reverse)
 
-__all__ = ['GELU', 'attend_windows', 'QKV', 'BroadAttentionSum', 'ConvGeluNorm', 'DenseValueBank',
+__all__ = ['GELU', 'QKV', 'BroadAttentionSum', 'ConvGeluNorm', 'DenseValueBank',
            'DepthwiseConv2d', 'DropPath', 'ExternalValueWindowMSA', 'Linear',
-           'MultiheadAttention', 'ShiftMaskCache', 'ShiftWindowMSA', 'WindowMSA', 'broad_attention', 'conv_gelu',
-           'dense_value_mix', 'ffn_residual', 'gather_relative_bias', 'gelu', 'in_image_chunks', 'is_channels_last',
-           'is_tracing', 'linear_act', 'relative_position_index', 'resize_pos_embed',
-           'run_conv_units', 'scaled_dot_product', 'shift_window_mask', 'use_fused_attn',
-           'window_partition', 'window_reverse']
+           'MultiheadAttention', 'ShiftMaskCache', 'ShiftWindowMSA', 'WindowMSA',
+           'attend_windows', 'broad_attention', 'conv_gelu', 'dense_value_mix', 'ffn_residual',
+           'gather_relative_bias', 'gelu', 'in_image_chunks', 'is_channels_last', 'is_tracing',
+           'linear_act', 'relative_position_index', 'resize_pos_embed', 'run_conv_units',
+           'scaled_dot_product', 'shift_window_mask', 'use_fused_attn', 'window_partition',
+           'window_reverse']

@@ -2,9 +2,10 @@
 
 One wrapper, :class:`ShiftWindowMSA`, does everything around the attention: pad the map to whole
 windows, cyclically shift it (in either direction), build the shift mask for the padded size (on
-the input's device, kept per module for the last size), partition into windows, attend, reverse the windows, undo the shift
-and crop the padding. The attention core, :class:`WindowMSA`, adds a Swin relative position bias
-and computes
+the input's device, kept per module for the last size), partition into windows, attend, reverse
+the windows, undo the shift and crop the padding. The attention core, :class:`WindowMSA`, adds a
+Swin relative position bias and computes (:func:`attend_windows`, which the Swin forms' window
+attention calls too)
 
     Attention(q, k, v) = softmax(q k^T * scale + B + M) v
 
@@ -170,8 +171,8 @@ def gather_relative_bias(table: torch.Tensor, index: torch.Tensor) -> torch.Tens
 
 
 def attend_windows(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor,
-                     mask: Optional[torch.Tensor], scale: float, dropout_p: float = 0.,
-                     fused: bool = True) -> torch.Tensor:
+                   mask: Optional[torch.Tensor], scale: float, dropout_p: float = 0.,
+                   fused: bool = True) -> torch.Tensor:
     """``softmax(q k^T * scale + B + M) v`` per window and head.
 
     The bias B is shared by all windows; the shift mask M differs between the nW windows of an
@@ -321,8 +322,8 @@ class WindowMSA(nn.Module):
         q, k, v = self.project(x, v)  # 3 x (Bw, h, N, hd)
         bias = self.relative_position_bias(window_size or self.window_size)  # (h, N, N)
         out = attend_windows(q, k, v, bias, mask, self.scale,
-                               dropout_p=self.attn_drop if self.training else 0.,
-                               fused=self.fused_attn)  # (Bw, N, C)
+                             dropout_p=self.attn_drop if self.training else 0.,
+                             fused=self.fused_attn)  # (Bw, N, C)
         return self.proj_drop(self.proj(out))
 
 
