@@ -103,7 +103,8 @@ def test_add_safe_globals_only_where_torch_loads_weights_only(monkeypatch):
 
 def test_onednn_ops_probed_once_and_missing_ops_take_the_plain_path(monkeypatch):
     """Without the private oneDNN ops (another torch), the fusions are off and outputs stay."""
-    from visattn_mm.models.layers import ConvGeluNorm, Linear, fused_inference
+    from visattn_mm.models import accel
+    from visattn_mm.models.layers import ConvGeluNorm, Linear
     compat.onednn_fusion_ops.cache_clear()
     assert compat.onednn_fusion_ops() == torch.backends.mkldnn.is_available()
     torch.manual_seed(0)
@@ -120,8 +121,10 @@ def test_onednn_ops_probed_once_and_missing_ops_take_the_plain_path(monkeypatch)
     compat.onednn_fusion_ops.cache_clear()
     try:
         assert compat.onednn_fusion_ops() is False
+        for module in (unit, linear):
+            accel.select(module)
+            assert accel.form_of(module) is None
         with torch.no_grad():
-            assert not fused_inference.inference_fusion_enabled(x, unit)
             torch.testing.assert_close(unit(x), ref_unit, rtol=1e-5, atol=1e-6)
             torch.testing.assert_close(linear(x.flatten(2).transpose(1, 2)), ref_linear,
                                        rtol=1e-5, atol=1e-6)

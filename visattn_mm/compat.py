@@ -176,9 +176,3 @@ def flop_formulas() -> dict:
     from torch.utils import flop_counter
     registry = getattr(flop_counter, 'flop_registry', None)
     return flop_counter.flop_mapping if registry is None else registry
-
-
-def dispatch_mode() -> Optional[object]:
-    """The innermost ``TorchDispatchMode`` in effect, if any (a private helper of torch's)."""
-    from torch.utils._python_dispatch import _get_current_dispatch_mode
-    return _get_current_dispatch_mode()

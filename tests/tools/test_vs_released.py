@@ -7,7 +7,6 @@ import sys
 
 import pytest
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from visattn_mm.compat import FLOPS_UNDER_INFERENCE_MODE
 
@@ -126,13 +125,13 @@ def test_bound_is_released_time_over_ours_macs_at_the_matmul_rate(tool):
         assert b['kernel_max_ratio'] == pytest.approx(released_s / b['ours_kernel_s'])
 
 
-def test_kernel_timer_times_the_mac_kernels_and_keeps_the_fused_paths():
+def test_kernel_timer_times_the_mac_kernels_and_the_accelerated_forms():
     """Forward and backward matmuls are timed (one call each: addmm, then the weight's mm;
     the input needs no gradient), elementwise ops are not; at inference the package's packed
-    oneDNN Linear is what runs and is timed (FlopCounterMode, by contrast, turns it off)."""
+    oneDNN Linear is what runs and is timed (count_gmacs, by contrast, turns the forms off)."""
+    from visattn_mm.models import accel
     from visattn_mm.models.layers import Linear
-    from visattn_mm.models.layers.fused_inference import inference_fusion_enabled
-    from visattn_mm.utils.benchmarking import KernelTimer, kernel_seconds
+    from visattn_mm.utils.benchmarking import KernelTimer, count_gmacs, kernel_seconds
     linear = Linear(64, 32)
     x = torch.randn(8, 64)
 
@@ -145,6 +144,7 @@ def test_kernel_timer_times_the_mac_kernels_and_keeps_the_fused_paths():
     timer = kernel_seconds(lambda x: torch.relu(x) + x, x)
     assert timer.calls == 0 and timer.seconds == 0
     linear.eval()
+    accel.select(linear)
     seen = []
 
     class Record(KernelTimer):
@@ -154,12 +154,10 @@ def test_kernel_timer_times_the_mac_kernels_and_keeps_the_fused_paths():
 
     with torch.no_grad():
         with Record() as timer:
-            assert inference_fusion_enabled(x, linear)
             out = linear(x)
         assert timer.calls == 1 and torch.ops.mkldnn._linear_pointwise in seen
         torch.testing.assert_close(out, torch.nn.functional.linear(x, linear.weight, linear.bias))
-        with FlopCounterMode(display=False):
-            assert not inference_fusion_enabled(x, linear)
+    assert count_gmacs(linear, x) == pytest.approx(8 * 64 * 32 / 1e9)
 
 
 @pytest.mark.parametrize('groups', [1, 4, 16])

@@ -19,6 +19,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..compat import flop_formulas
+from ..models import accel
 
 
 def timed_step(model: nn.Module, x: torch.Tensor, train: bool,
@@ -144,7 +145,9 @@ def _custom_mapping() -> dict:
 
 def count_gmacs(fn: Callable, *inputs, grad: bool = False) -> float:
     """GMACs (FLOPs / 2 / 1e9) of ``fn(*inputs)`` under ``FlopCounterMode``, fused attention
-    included (its CPU kernels have no formula in PyTorch: one is supplied).
+    included (its CPU kernels have no formula in PyTorch: one is supplied). The package's
+    accelerated forms are off meanwhile (``accel.disabled``): FlopCounterMode cannot count
+    oneDNN's fused ops, it counts the model's own.
 
     Args:
         fn (callable): what to run; under ``torch.no_grad`` unless ``grad`` (then a backward
@@ -155,7 +158,7 @@ def count_gmacs(fn: Callable, *inputs, grad: bool = False) -> float:
     Returns:
         float: GMACs.
     """
-    with torch.set_grad_enabled(grad), FlopCounterMode(
+    with accel.disabled(), torch.set_grad_enabled(grad), FlopCounterMode(
             display=False, custom_mapping=_custom_mapping()) as counter:
         fn(*inputs)
     return counter.get_total_flops() / 2 / 1e9
@@ -185,7 +188,7 @@ def _mac_ops() -> set:
     """The ops that carry a step's MACs: those FlopCounterMode has formulas for (matmuls,
     convolutions and their backward, fused attention), the composite ops that reach a dispatch
     mode undecomposed under ``inference_mode`` (``linear``, ``matmul``, ``conv2d``, ...) and
-    oneDNN's fused convolution and Linear ops that this package's inference paths call."""
+    oneDNN's fused convolution and Linear ops that this package's accelerated forms call."""
     aten = torch.ops.aten
     ops = set(flop_formulas()) | set(_custom_mapping()) | {
         aten.linear, aten.matmul, aten.conv1d, aten.conv2d, aten.conv3d, aten.einsum,
@@ -203,11 +206,8 @@ class KernelTimer(TorchDispatchMode):
     ``seconds``: their time as they ran (each call timed once, in the step's order, caches as
     the step left them); ``warm_seconds``: each call run ``repeats`` times more on the same
     operands, its fastest run (what these kernels take at least, warm in cache); ``calls``.
-    The package's fused inference paths stay on under it (``keeps_fused_paths``): it times the
-    kernels the model really calls.
+    It times the kernels the model really calls, the accelerated forms' included.
     """
-
-    keeps_fused_paths = True
 
     def __init__(self, repeats: int = 2) -> None:
         super().__init__()

@@ -106,7 +106,7 @@ def test_scale_uses_one_layers_head_dims():
                                                           (11, None, 10), (40, None, 16),
                                                           (40, 3, 10)])
 def test_broad_attention_sum_equals_the_joined_form(tokens, query_rows, out_dims):
-    from visattn_mm.models.layers import BroadAttentionSum
+    from visattn_mm.models.accel.cross_layer import BroadAttentionSum
     torch.manual_seed(0)
     layers, d = 2, 8  # 2 L d = 32: 40 query rows keep the joined form
     qs, ks, vs = ([torch.randn(2, 2, tokens, d) for _ in range(layers)] for _ in range(3))
@@ -129,7 +129,8 @@ def test_broad_attention_sum_equals_the_joined_form(tokens, query_rows, out_dims
 def test_inference_sums_the_broad_logits(kwargs, monkeypatch):
     """Without autograd the model gathers the broad inputs layer by layer: the same outputs as
     the joined form (autograd recording), and no layer's q, k, v kept to the end."""
-    from visattn_mm.models.layers import BroadAttentionSum
+    from visattn_mm.models.accel.cross_layer import BroadAttentionSum
+    from visattn_mm.models.layers import BroadInputs
     torch.manual_seed(0)
     arch = dict(embed_dims=32, num_layers=3, num_heads=2, head_dims=16, feedforward_channels=64)
     model = BViT(arch, img_size=64, **kwargs).eval()
@@ -142,6 +143,6 @@ def test_inference_sums_the_broad_logits(kwargs, monkeypatch):
         summed = model(x)
     joined = model(x)
     assert isinstance(memories[0], BroadAttentionSum) and not memories[0].kept
-    assert isinstance(memories[1], list)
+    assert type(memories[1]) is BroadInputs
     for a, b in zip(summed, joined):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)

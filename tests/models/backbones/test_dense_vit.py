@@ -101,7 +101,7 @@ def _mix_chain(values, weights, bank=None, stop=None):
     attn = torch.randn(*values[0].shape[:-1], values[0].shape[-2]).softmax(-1)
     outs = []
     for i, (v, w) in enumerate(zip(values, weights)):
-        mixed = bank.mix(v, w) if bank is not None else dense_value_mix(v, values[:i], w)
+        mixed = bank.mix(i, v, w) if bank is not None else dense_value_mix(v, values[:i], w)
         outs.append((attn @ mixed).sin())
     return sum(o.square().sum() * (k + 1) for k, o in enumerate(outs[:stop]))
 
@@ -111,14 +111,14 @@ def test_value_bank_equals_value_mix(stop):
     """The one-buffer form gives the stacking form's mix and, under autograd, its gradients
     (values and weights), also when the last layers do not reach the loss and on a second
     backward through the same graph."""
-    from visattn_mm.models.layers import DenseValueBank
+    from visattn_mm.models.accel.cross_layer import DenseValueBank
     torch.manual_seed(0)
     values = [torch.randn(2, 3, 5, 4, requires_grad=True) for _ in range(4)]
     weights = [torch.randn(4, requires_grad=True) for _ in range(4)]
     with torch.no_grad():
         bank = DenseValueBank(4)
         for i, (v, w) in enumerate(zip(values, weights)):
-            torch.testing.assert_close(bank.mix(v, w), dense_value_mix(v, values[:i], w))
+            torch.testing.assert_close(bank.mix(i, v, w), dense_value_mix(v, values[:i], w))
     leaves = values + weights
     expected = torch.autograd.grad(_mix_chain(values, weights, stop=stop), leaves,
                                    allow_unused=True)
@@ -132,19 +132,23 @@ def test_value_bank_equals_value_mix(stop):
                 torch.testing.assert_close(g, e)
     with pytest.raises(ValueError, match='layer 1 of a stage of 1'):
         bank = DenseValueBank(1)
-        bank.mix(values[0], weights[0])
-        bank.mix(values[1], weights[1])
+        bank.mix(0, values[0], weights[0])
+        bank.mix(1, values[1], weights[1])
+    with pytest.raises(ValueError, match='takes its layers in order: layer 2 after 0'):
+        DenseValueBank(3).mix(2, values[0], weights[0])
 
 
 def test_banked_training_step_equals_stacking():
     """DenseDeiT's training forward and gradients with the bank equal the stacking form's
     (gradient checkpointing takes the stacking form)."""
+    from visattn_mm.models.accel.cross_layer import DenseValueBank
     torch.manual_seed(0)
     model = DenseDeiT(ARCH, img_size=32, out_type='featmap', drop_path_rate=0.).train()
     x = torch.rand(2, 3, 32, 48)
     grads = []
     for with_cp in (False, True):
         model.with_cp = with_cp
+        assert isinstance(model._new_memory(), DenseValueBank) != with_cp
         model.zero_grad()
         model(x)[0].square().mean().backward()
         grads.append({n: p.grad.clone() for n, p in model.named_parameters()})

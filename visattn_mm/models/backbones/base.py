@@ -27,6 +27,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from visattn_mm.converters import detect_family, unwrap_state_dict
+from .. import accel
 
 
 def maybe_checkpoint(with_cp: bool, fn: Callable, *args: Any, **kwargs: Any) -> Any:
@@ -41,7 +42,7 @@ def maybe_checkpoint(with_cp: bool, fn: Callable, *args: Any, **kwargs: Any) -> 
         *args: its inputs, the first a tensor.
         **kwargs: keyword inputs.
     """
-    if with_cp and torch.is_grad_enabled() and args[0].requires_grad:
+    if with_cp and args[0].requires_grad:
         return cp.checkpoint(fn, *args, use_reentrant=False, **kwargs)
     return fn(*args, **kwargs)
 
@@ -194,10 +195,12 @@ class BaseBackbone(BaseModule):
 
     def _apply(self, fn, *args, **kwargs):
         super()._apply(fn, *args, **kwargs)
-        if getattr(self, 'channels_last_cfg', False) is None:
-            param = next(self.parameters(), None)
-            if param is not None and (param.device.type == 'cpu') != self.channels_last:
-                self._set_memory_format(param.device.type == 'cpu')
+        param = next(self.parameters(), None)
+        if getattr(self, 'channels_last_cfg', False) is None and param is not None:
+            channels_last = accel.channels_last_on(param.device)
+            if channels_last != self.channels_last:
+                self._set_memory_format(channels_last)
+        accel.select(self)  # the forms of the new device and dtype
         return self
 
     def _channels_last_input(self, x: torch.Tensor) -> torch.Tensor:
@@ -294,14 +297,16 @@ class BaseBackbone(BaseModule):
             module.eval()
             for param in module.parameters():
                 param.requires_grad = False
+        # every module's mode is set now (the end of __init__ and of train()): its form
+        accel.select(self)
 
     def train(self, mode: bool = True) -> 'BaseBackbone':
         super().train(mode)
-        self._freeze_stages()
         if mode and self.norm_eval:
             for m in self.modules():
                 if isinstance(m, _BatchNorm):
                     m.eval()
+        self._freeze_stages()
         return self
 
     # ---------------------------------------------------------------- pretrained

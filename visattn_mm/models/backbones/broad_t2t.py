@@ -38,7 +38,7 @@ from mmpretrain.models.utils import MultiheadAttention
 from torch import nn
 
 from visattn_mm.registry import MODELS
-from ..layers import QKV, broad_attention, ffn_residual, resize_pos_embed, use_fused_attn
+from ..layers import QKV, broad_attention, resize_pos_embed, use_fused_attn
 from .base import BaseBackbone, maybe_checkpoint
 
 
@@ -73,7 +73,7 @@ def layer_forward(layer: nn.Module, x: torch.Tensor) -> Tuple[torch.Tensor, QKV]
         q, k, v, dropout_p=attn.attn_drop if attn.training else 0.)  # mmpretrain's own
     out = attn.proj(out.transpose(1, 2).reshape(B, N, attn.embed_dims))
     x = x + attn.out_drop(attn.gamma1(attn.proj_drop(out)))
-    x = ffn_residual(layer.ffn, layer.ln2(x), identity=x)
+    x = layer.ffn(layer.ln2(x), identity=x)
     return x, (q, k, v)
 
 

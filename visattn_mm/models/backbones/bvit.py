@@ -9,21 +9,16 @@ After the last of L layers, a parameter-free attention joins every layer's per-h
     Out_broad = BPool(A [v_1 .. v_L])                       (head, layer, d) channels -> C
     z         = Out_deep + 0.4 * Out_broad                  on all tokens
 
-computed as one fused attention over the joined q, k, v (:func:`broad_attention`); no per-layer
-map is stored. At inference the logits are summed and the values joined layer by layer instead
-(:class:`BroadAttentionSum`), so that no layer's q, k, v projection is kept to the end. When
-only the cls token is returned (``out_type='cls_token'``), the last layer after its q, k, v and
-the broad attention are computed for that token's query alone (the same numbers; see
-:class:`CrossLayerViT`). The classifier is LayerNorm + Linear on the cls token
+computed as one fused attention over the joined q, k, v (:class:`BroadAttention`); no per-layer
+map is stored. When only the cls token is returned (``out_type='cls_token'``), the last layer
+after its q, k, v and the broad attention are computed for that token's query alone (the same
+numbers; see :class:`CrossLayerViT`). The classifier is LayerNorm + Linear on the cls token
 (``ln1`` + an mmpretrain ``LinearClsHead``).
 """
-from typing import Any, List, Union
-
 import torch
 
 from visattn_mm.registry import MODELS
-from ...compat import is_compiling
-from ..layers import QKV, BroadAttentionSum, broad_attention, is_tracing
+from ..layers import QKV, BroadAttention, BroadInputs
 from .vit import CrossLayerViT
 
 
@@ -52,23 +47,15 @@ class BViT(CrossLayerViT):
         super().__init__(arch, **kwargs)
         self.broad_weight = broad_weight
 
-    def _new_memory(self) -> Union[List[Any], BroadAttentionSum]:
-        if torch.is_grad_enabled() or is_tracing() or is_compiling():
-            return []  # (tracers and compilers see the joined form)
-        return BroadAttentionSum(self.num_layers, 1 if self._cls_only_last_layer() else None,
-                                 fused=self.layers[0].attn.fused_attn)
+    def _build_shared_parts(self) -> None:
+        self.broad = BroadAttention(self.head_dims ** -0.5, self.embed_dims,
+                                    fused=self.layers[0].attn.fused_attn)
+
+    def _new_memory(self) -> BroadInputs:
+        return self.broad.new_inputs(self.num_layers, 1 if self._cls_only_last_layer() else None)
 
     def _remember(self, index: int, qkv: QKV) -> QKV:
         return qkv
 
-    def _merge(self, x: torch.Tensor,
-               memory: Union[List[Any], BroadAttentionSum]) -> torch.Tensor:
-        scale = self.head_dims ** -0.5
-        if isinstance(memory, BroadAttentionSum):
-            broad = memory.attend(scale, self.embed_dims)
-        else:
-            qs, ks, vs = zip(*memory)
-            qs = [q[:, :, :x.shape[1]] for q in qs]  # the tokens x holds (see CrossLayerViT)
-            broad = broad_attention(qs, ks, vs, scale, self.embed_dims,
-                                    fused=self.layers[0].attn.fused_attn)  # (B, N, C)
-        return x + self.broad_weight * broad
+    def _merge(self, x: torch.Tensor, memory: BroadInputs) -> torch.Tensor:
+        return x + self.broad_weight * self.broad(memory)  # (B, N', C)

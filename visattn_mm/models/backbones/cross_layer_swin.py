@@ -31,7 +31,7 @@ keys, as in mmpretrain's blocks. No parameter is added.
 
 **DenseSwinTransformer** (dense links within a stage). Block i of a stage attends with its own
 (position-biased, shift-masked) window attention map over ``v_i + sum_{j<i} w_ij v_j``. The mix is
-formed on the unshifted spatial maps (:class:`DenseValueBank`) and then rolled and windowed with
+formed on the unshifted spatial maps (:class:`DenseValues`) and then rolled and windowed with
 block i's shift, so every earlier value is seen through block i's windows (token for token the
 same as rolling each v_j and attending over it separately, by linearity). Each block's attention
 holds ``mix_weight``: one standard-normal weight per block of its stage (the released Dense-ViT
@@ -53,16 +53,15 @@ from functools import partial
 from typing import Any, Final, List, Optional, Sequence, Tuple, Union
 
 import torch
-import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from mmpretrain.models.backbones import SwinTransformer
 from mmpretrain.models.utils import WindowMSA as MMPWindowMSA
 from torch import nn
 
 from visattn_mm.registry import MODELS
-from ..layers import (DenseValueBank, ShiftMaskCache, attend_windows, broad_attention,
-                      dense_value_mix, ffn_residual, gather_relative_bias, is_tracing,
-                      resize_pos_embed, use_fused_attn, window_partition, window_reverse)
+from ..layers import (DenseValueStore, ShiftMaskCache, attend_windows, broad_attention,
+                      gather_relative_bias, pad_to_multiple, resize_pos_embed, use_fused_attn,
+                      window_partition, window_reverse)
 from .base import BaseBackbone, maybe_checkpoint
 
 
@@ -271,6 +270,7 @@ class CrossLayerSwin(SwinTransformer, BaseBackbone):
             mask = ShiftMaskCache()
             for block in stage.blocks:
                 block.attn.shift_mask = mask
+        self._build_shared_parts()
         self._freeze_stages()
 
     # ------------------------------------------------------------------ family hooks
@@ -278,9 +278,13 @@ class CrossLayerSwin(SwinTransformer, BaseBackbone):
         """Extra arguments of the window attention of a stage of ``depth`` blocks."""
         return {}
 
-    def _value(self, w_msa: CrossLayerWindowMSA, v: torch.Tensor,
+    def _build_shared_parts(self) -> None:
+        """The parameter-free parts the blocks share (e.g. the dense value store)."""
+
+    def _value(self, index: int, w_msa: CrossLayerWindowMSA, v: torch.Tensor,
                kept: Sequence[Any]) -> torch.Tensor:
-        """What a block attends over, given its value map and what was kept so far."""
+        """What block ``index`` of a stage attends over, given its value map and what was kept
+        so far."""
         return v
 
     def _remember(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> Any:
@@ -314,12 +318,13 @@ class CrossLayerSwin(SwinTransformer, BaseBackbone):
         return BaseBackbone.train(self, mode)
 
     # ------------------------------------------------------------------ forward
-    def _block_forward(self, block: nn.Module, x: torch.Tensor, hw: Tuple[int, int],
-                       kept: Sequence[Any]) -> Tuple[torch.Tensor, Any]:
+    def _block_forward(self, block: nn.Module, index: int, x: torch.Tensor,
+                       hw: Tuple[int, int], kept: Sequence[Any]) -> Tuple[torch.Tensor, Any]:
         """One mmpretrain ``SwinBlock`` with its q, k, v on the spatial layout.
 
         Args:
             block: the block (its ``attn.w_msa`` is a :class:`CrossLayerWindowMSA`).
+            index (int): its place in the stage.
             x (Tensor): (B, H*W, C).
             hw (tuple): (H, W).
             kept (Sequence): what the stage kept of its earlier blocks.
@@ -330,28 +335,26 @@ class CrossLayerSwin(SwinTransformer, BaseBackbone):
         (H, W), (B, L, C) = hw, x.shape
         attn = block.attn
         ws, shift = window_shape(attn, H, W)
-        pad_b, pad_r = (-H) % ws, (-W) % ws
-        Hp, Wp = H + pad_b, W + pad_r
-        normed = block.norm1(x).view(B, H, W, C)
-        if pad_b or pad_r or is_tracing():  # zero tokens to whole windows, as mmpretrain
-            normed = F.pad(normed, (0, 0, 0, pad_r, 0, pad_b))
+        # zero tokens to whole windows, as mmpretrain
+        normed = pad_to_multiple(block.norm1(x).view(B, H, W, C), ws, dims=(-3, -2))
+        Hp, Wp = normed.shape[1:3]
         q, k, v = attn.w_msa.qkv(normed).chunk(3, dim=-1)  # (B, Hp, Wp, C) each, unshifted
-        value = self._value(attn.w_msa, v, kept)
+        value = self._value(index, attn.w_msa, v, kept)
         mask = attn.shift_mask(Hp, Wp, ws, -shift, x.device) if shift else None
         out = attn.w_msa.attend(*(to_windows(t, ws, shift) for t in (q, k, value)), mask=mask)
         out = from_windows(out, ws, shift, Hp, Wp)[:, :H, :W].reshape(B, L, C)
         x = x + attn.drop(out)
-        x = ffn_residual(block.ffn, block.norm2(x), identity=x)
+        x = block.ffn(block.norm2(x), identity=x)
         return x, self._remember(q, k, v)
 
     def _stage_forward(self, stage: nn.Module, x: torch.Tensor,
                        hw: Tuple[int, int]) -> torch.Tensor:
         """The blocks of a stage and the merge (no patch merging): (B, H*W, C) -> same."""
         kept: List[Any] = self._stage_memory(stage)
-        for block in stage.blocks:
+        for index, block in enumerate(stage.blocks):
             earlier = tuple(kept)  # a snapshot: a checkpoint recomputes with the same arguments
-            x, mine = maybe_checkpoint(self.with_cp, partial(self._block_forward, block), x,
-                                       hw, earlier)
+            x, mine = maybe_checkpoint(self.with_cp, partial(self._block_forward, block, index),
+                                       x, hw, earlier)
             if mine is not None:
                 kept.append(mine)
         return self._merge(stage, x, hw, kept)
@@ -433,23 +436,16 @@ class DenseSwinTransformer(CrossLayerSwin):
     window_msa_cls = DenseWindowMSA
     optional_pretrained = r'(norm\d+\.|.*\.mix_weight$)'
 
+    def _build_shared_parts(self) -> None:
+        self.dense_values = DenseValueStore()
+
     def _window_msa_cfg(self, depth: int) -> dict:
         return dict(num_links=depth)
 
-    # as DenseDeiT: one DenseValueBank per stage, or the list of earlier values where a block
-    # may run twice (gradient checkpointing) or a tracer or compiler records autograd
-    def _banked(self) -> bool:
-        return DenseValueBank.applies(self.with_cp)
-
     def _stage_memory(self, stage: nn.Module) -> List[Any]:
-        return [DenseValueBank(len(stage.blocks))] if self._banked() else []
+        # (with gradient checkpointing a block runs again in backward)
+        return [self.dense_values.new_pass(len(stage.blocks), checkpointing=self.with_cp)]
 
-    def _value(self, w_msa: CrossLayerWindowMSA, v: torch.Tensor,
+    def _value(self, index: int, w_msa: CrossLayerWindowMSA, v: torch.Tensor,
                kept: Sequence[Any]) -> torch.Tensor:
-        # v + sum_j w_j v_j, (B, Hp, Wp, C)
-        if kept and isinstance(kept[0], DenseValueBank):
-            return kept[0].mix(v, w_msa.mix_weight)
-        return dense_value_mix(v, kept, w_msa.mix_weight)
-
-    def _remember(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> Any:
-        return None if self._banked() else v
+        return kept[0].mix(index, v, w_msa.mix_weight)  # v + sum_j w_j v_j, (B, Hp, Wp, C)

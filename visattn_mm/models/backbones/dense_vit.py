@@ -7,18 +7,19 @@ Layer i attends over its own value plus a learned mix of the earlier layers' val
     out_i = A_i (v_i + sum_{j < i} w_ij v_j),   A_i = softmax(q_i k_i^T / sqrt(d))
 
 The released code forms ``A_i V_j`` for all 12 j, zero placeholders included; mixing the values
-first (:func:`dense_value_mix`) needs one fused attention per layer. ``w_i`` keeps the released
+first (:func:`dense_value_mix`, through :class:`DenseValues`) needs one fused attention per
+layer. ``w_i`` keeps the released
 layout, a vector of ``num_layers`` standard-normal weights per layer (so parameter counts and
 checkpoints match); the entries j >= i are unused and get a zero gradient, so every parameter is
 in the graph and DDP needs no ``find_unused_parameters``.
 """
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 from torch import nn
 
 from visattn_mm.registry import MODELS
-from ..layers import QKV, DenseValueBank, MultiheadAttention, dense_value_mix
+from ..layers import QKV, DenseValues, DenseValueStore, MultiheadAttention
 from .vit import CrossLayerViT
 
 
@@ -36,21 +37,18 @@ class DenseAttention(MultiheadAttention):
         super().__init__(*args, **kwargs)
         self.mix_weight = nn.Parameter(torch.randn(num_links))  # released init: N(0, 1)
 
-    def forward(self, x: torch.Tensor,
-                previous_values: Union[Sequence[torch.Tensor], DenseValueBank] = (),
+    def forward(self, x: torch.Tensor, values: Optional[DenseValues] = None, index: int = 0,
                 query_rows: Optional[int] = None) -> Tuple[torch.Tensor, QKV]:
         """
         Args:
             x (Tensor): (B, N, C).
-            previous_values (Sequence[Tensor] | DenseValueBank): the earlier layers' v, each
-                (B, H, N, d), or the bank that holds them and keeps this one.
+            values (DenseValues, optional): the earlier layers' values of this pass, which keeps
+                this one's too. Defaults to None: no earlier layer.
+            index (int): this layer's place in the pass. Defaults to 0.
             query_rows (int, optional): see :class:`MultiheadAttention`.
         """
-        if isinstance(previous_values, DenseValueBank):
-            return super().forward(x, lambda v: previous_values.mix(v, self.mix_weight),
-                                   query_rows)
-        return super().forward(
-            x, lambda v: dense_value_mix(v, previous_values, self.mix_weight), query_rows)
+        values = DenseValues(1) if values is None else values
+        return super().forward(x, lambda v: values.mix(index, v, self.mix_weight), query_rows)
 
 
 @MODELS.register_module()
@@ -86,15 +84,13 @@ class DenseDeiT(CrossLayerViT):
     def _attn_cfg(self, index: int, attn_cfg: Optional[dict]) -> dict:
         return dict(attn_cfg or {}, num_links=self.arch_settings['num_layers'])
 
-    # The earlier values go into one DenseValueBank buffer per forward (no stacking, also in
-    # training); as a list (dense_value_mix, pure) where a layer may run twice (gradient
-    # checkpointing) or a tracer or compiler records the autograd graph.
-    def _layer_inputs(self, index: int, memory: List[Any]) -> Dict[str, Any]:
-        if not DenseValueBank.applies(self.with_cp):
-            return dict(previous_values=list(memory))
-        if not memory:
-            memory.append(DenseValueBank(self.num_layers))
-        return dict(previous_values=memory[0])
+    def _build_shared_parts(self) -> None:
+        self.dense_values = DenseValueStore()
 
-    def _remember(self, index: int, qkv: QKV) -> Optional[torch.Tensor]:
-        return None if DenseValueBank.applies(self.with_cp) else qkv[2]
+    def _new_memory(self) -> DenseValues:
+        # (with gradient checkpointing a layer runs again in backward)
+        return self.dense_values.new_pass(self.num_layers,
+                                          checkpointing=self.with_cp and self.training)
+
+    def _layer_inputs(self, index: int, memory: DenseValues) -> Dict[str, Any]:
+        return dict(values=memory, index=index)

@@ -24,8 +24,7 @@ from mmcv.cnn import build_norm_layer
 from visattn_mm.compat import group_norm_input
 from visattn_mm.registry import MODELS
 from .base import BaseBackbone, maybe_checkpoint
-from ..layers import (DepthwiseConv2d, DropPath, Linear, conv_gelu, in_image_chunks,
-                      is_channels_last)
+from ..layers import ConvGelu, DropPath, Linear, is_channels_last
 
 
 class GlobalContext(nn.Module):
@@ -131,15 +130,15 @@ class ContextConv(nn.Module):
                  reduction: int) -> None:
         super().__init__()
         self.context = GlobalContext(embed_dims, num_heads, reduction)
-        self.dwconv = DepthwiseConv2d(embed_dims, kernel_size, padding=kernel_size // 2)
-        self.pw_reduce = nn.Conv2d(embed_dims, hidden_dims, 1)
-        self.pw_expand = nn.Conv2d(hidden_dims, embed_dims, 1)
+        self.dwconv = nn.Conv2d(embed_dims, embed_dims, kernel_size, padding=kernel_size // 2,
+                                groups=embed_dims)
+        self.pw_reduce = ConvGelu(embed_dims, hidden_dims, 1)
+        self.pw_expand = ConvGelu(hidden_dims, embed_dims, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, C, H, W) -> (B, C, H, W)."""
         x = self.dwconv(self.context.add_to(x))  # context integrated before the static conv
-        # (at CPU inference each conv and its GELU are one op)
-        return conv_gelu(self.pw_expand, conv_gelu(self.pw_reduce, x))
+        return self.pw_expand(self.pw_reduce(x))
 
 
 class TokenMixer(nn.Module):
@@ -177,16 +176,12 @@ class ChannelMixer(nn.Module):
     def __init__(self, embed_dims: int, hidden_dims: int) -> None:
         super().__init__()
         self.fc1 = nn.Conv2d(embed_dims, hidden_dims, 1)
-        self.dwconv = nn.Conv2d(hidden_dims, hidden_dims, 3, padding=1, groups=hidden_dims)
+        self.dwconv = ConvGelu(hidden_dims, hidden_dims, 3, padding=1, groups=hidden_dims)
         self.fc2 = nn.Conv2d(hidden_dims, embed_dims, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, C, H, W) -> (B, C, H, W)."""
-        # (at CPU inference over chunks of images: the batch's hidden maps are never allocated)
-        return in_image_chunks(self._mix, x, self.fc1.out_channels, self)
-
-    def _mix(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(conv_gelu(self.dwconv, self.fc1(x)))
+        return self.fc2(self.dwconv(self.fc1(x)))
 
 
 class FCViTBlock(nn.Module):

@@ -24,14 +24,13 @@ branch's output y_{i-1} and adds LN(x_i) inside the attention (the released inne
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
-import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from torch import nn
 
 from visattn_mm.registry import MODELS
 from .base import BaseBackbone, maybe_checkpoint
 from ..layers import (ConvGeluNorm, DropPath, ExternalValueWindowMSA, Linear, ShiftWindowMSA,
-                      WindowMSA, in_image_chunks, is_tracing, linear_act, run_conv_units)
+                      WindowMSA, pad_to_multiple)
 
 NUM_BRANCHES = 3
 
@@ -46,12 +45,12 @@ class SqueezeExcite(nn.Module):
 
     def __init__(self, channels: int, ratio: int = 2) -> None:
         super().__init__()
-        self.fc1 = Linear(channels, channels // ratio)
-        self.fc2 = Linear(channels // ratio, channels)
+        self.fc1 = Linear(channels, channels // ratio, act='relu')
+        self.fc2 = Linear(channels // ratio, channels, act='sigmoid')
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, C, H, W) -> (B, C, H, W)."""
-        w = linear_act(self.fc2, linear_act(self.fc1, x.mean(dim=(2, 3)), 'relu'), 'sigmoid')
+        w = self.fc2(self.fc1(x.mean(dim=(2, 3))))  # (B, C)
         return x * w[:, :, None, None]
 
 
@@ -82,12 +81,7 @@ class MV2BlockSE(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, C_in, H, W) -> (B, C_out, H / stride, W / stride)."""
-        # (at CPU inference over chunks of images: the batch's hidden maps are never allocated)
-        return in_image_chunks(self._block, x, self.expand.conv.out_channels, self)
-
-    def _block(self, x: torch.Tensor) -> torch.Tensor:
-        # (at inference two of the three BNs fold into the project conv)
-        out = self.se(run_conv_units(x, (self.expand, self.depthwise, self.project)))
+        out = self.se(self.project(self.depthwise(self.expand(x))))
         return x + out if self.use_shortcut else out
 
 
@@ -114,7 +108,7 @@ class LightMlp(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, H, W, C) -> (B, H, W, C)."""
         x = x.permute(0, 3, 1, 2)  # (B, C, H, W)
-        x = run_conv_units(x, (self.pw1, self.dw, self.pw2))
+        x = self.pw2(self.dw(self.pw1(x)))
         return x.permute(0, 2, 3, 1)  # (B, H, W, C)
 
 
@@ -176,14 +170,13 @@ class PixelAdaptiveFusion(nn.Module):
 
     def __init__(self, embed_dims: int, ratio: int = 2) -> None:
         super().__init__()
-        self.fc1 = Linear(embed_dims, embed_dims // ratio)
-        self.fc2 = Linear(embed_dims // ratio, embed_dims)
+        self.fc1 = Linear(embed_dims, embed_dims // ratio, act='relu')
+        self.fc2 = Linear(embed_dims // ratio, embed_dims, act='sigmoid')
         self.proj = Linear(embed_dims, embed_dims)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         """y: (B, H, W, C) -> (B, H, W, C)."""
-        # each pixel its own channel weights (the activations run inside the matmuls)
-        z = y * linear_act(self.fc2, linear_act(self.fc1, y, 'relu'), 'sigmoid')
+        z = y * self.fc2(self.fc1(y))  # each pixel its own channel weights
         return z + self.proj(z)
 
 
@@ -240,9 +233,7 @@ class PatchMerging(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, C, H, W) -> (B, 2C, ceil(H/2), ceil(W/2))."""
-        H, W = x.shape[-2:]
-        if H % 2 or W % 2 or is_tracing():  # (traced: the pad follows the input's size)
-            x = F.pad(x, (0, W % 2, 0, H % 2))  # (B, C, H + H%2, W + W%2)
+        x = pad_to_multiple(x, 2)  # (B, C, H + H%2, W + W%2)
         x = torch.cat([x[:, :, 0::2, 0::2], x[:, :, 1::2, 0::2],
                        x[:, :, 0::2, 1::2], x[:, :, 1::2, 1::2]], dim=1)  # (B, 4C, H/2, W/2)
         x = self.reduction(self.norm(x.permute(0, 2, 3, 1)))  # (B, H/2, W/2, 2C)

@@ -32,8 +32,7 @@ from mmengine.model.weight_init import trunc_normal_
 from mmengine.utils import to_2tuple
 from torch import nn
 
-from ..layers import (QKV, DropPath, MultiheadAttention, ffn_residual, is_tracing,
-                      resize_pos_embed)
+from ..layers import QKV, DropPath, MultiheadAttention, pad_to_multiple, resize_pos_embed
 from .base import BaseBackbone, _split_init_cfg, maybe_checkpoint
 
 
@@ -86,7 +85,7 @@ class TransformerBlock(nn.Module):
         if query_rows is not None:
             x = x[:, :query_rows]
         x = self.drop_path.add(x, out)
-        return ffn_residual(self.ffn, self.ln2(x), identity=x), qkv  # x + DP(FFN(LN2 x))
+        return self.ffn(self.ln2(x), identity=x), qkv  # x + DP(FFN(LN2 x))
 
 
 class CrossLayerViT(BaseBackbone):
@@ -212,12 +211,16 @@ class CrossLayerViT(BaseBackbone):
             for i in range(self.num_layers))
         self.final_norm = final_norm
         self.ln1 = build_norm_layer(norm_cfg, C)[1] if final_norm else None
+        self._build_shared_parts()
         self._freeze_stages()
 
     # ------------------------------------------------------------------ family hooks
     def _attn_cfg(self, index: int, attn_cfg: Optional[dict]) -> Optional[dict]:
         """Extra arguments of layer ``index``'s attention."""
         return attn_cfg
+
+    def _build_shared_parts(self) -> None:
+        """The parameter-free parts the layers share (e.g. the broad attention)."""
 
     def _new_memory(self) -> List[Any]:
         """Where a forward pass keeps what :meth:`_remember` returns (anything with
@@ -325,8 +328,6 @@ class CrossLayerViT(BaseBackbone):
                     f'(inputs up to ~{stride * self.pos_grid[0]}x{stride * self.pos_grid[1]} '
                     'pixels) or the paper form (released_stem=False) for larger inputs')
             return self.pos_embed[:, :n + extra]
-        if grid == self.pos_grid and not is_tracing():  # (traced: resized to any grid)
-            return self.pos_embed
         return resize_pos_embed(self.pos_embed, self.pos_grid, grid, mode='bicubic',
                                 num_extra_tokens=extra)
 
@@ -337,10 +338,7 @@ class CrossLayerViT(BaseBackbone):
         self._check_input(x, min_size=stride // 2 + 1 if self.stem is not None else 1)
         if self.stem is not None:
             x = self.stem(x)
-        p = self.patch_size
-        pad_b, pad_r = (-x.shape[-2]) % p, (-x.shape[-1]) % p
-        if pad_b or pad_r or is_tracing():  # whole patches: pad right and bottom
-            x = F.pad(x, (0, pad_r, 0, pad_b))
+        x = pad_to_multiple(x, self.patch_size)  # whole patches: pad right and bottom
         x, grid = self._patchify(x)  # (B, h*w, C)
         if self.cls_token is not None:
             x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)  # (B, 1+h*w, C)

@@ -7,8 +7,9 @@
 * :class:`MultiheadAttention` is a plain multi-head self-attention that returns its per-head
   q, k, v beside its output and can attend over a value it is handed (``value_fn``).
 * :func:`broad_attention` (BViT) and :func:`dense_value_mix` (Dense attention) combine the q, k, v
-  of several layers; both are used by the plain-ViT and the Swin forms. At inference the
-  plain-ViT BViT gathers the broad inputs layer by layer instead (:class:`BroadAttentionSum`).
+  of several layers; both are used by the plain-ViT and the Swin forms.
+* :class:`BroadAttention` and :class:`DenseValueStore` are the parts a model holds for them; the
+  acceleration seam (:mod:`visattn_mm.models.accel.cross_layer`) may give them leaner forms.
 """
 import os
 from typing import Callable, Final, List, Optional, Sequence, Tuple
@@ -17,8 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...compat import is_compiling
-from .fused_inference import Linear
+from .units import Linear
 
 QKV = Tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
@@ -162,7 +162,7 @@ def broad_attention(qs: Sequence[torch.Tensor], ks: Sequence[torch.Tensor],
 
     computed as one attention over the joined tensors: no per-layer map is ever formed. When
     every pooling window lies inside one head (all released forms), V is pooled before the
-    attention (``A BPool(V)``, the same numbers up to rounding). :class:`BroadAttentionSum`
+    attention (``A BPool(V)``, the same numbers up to rounding). The seam's ``BroadAttentionSum``
     gathers the same inputs layer by layer, for inference.
 
     Args:
@@ -198,76 +198,6 @@ def _attend_and_pool(attend: Callable[[torch.Tensor], torch.Tensor], v: torch.Te
     return F.adaptive_avg_pool1d(out, out_dims)  # (B', N_q, out_dims)
 
 
-class BroadAttentionSum:
-    """:func:`broad_attention`'s inputs gathered layer by layer, for inference (no autograd).
-
-    Joining every layer's q, k and v at the end keeps each layer's q, k, v projection alive
-    until the last layer and then copies it once more. Here each
-    layer adds ``q_l k_l^T`` to one sum of logits (fp32; of the first ``query_rows`` queries)
-    and writes v_l into one joined buffer, and nothing else of it is kept::
-
-        broad = BroadAttentionSum(num_layers, query_rows)
-        for each layer: broad.append((q, k, v))
-        out = broad.attend(scale, out_dims)       # = broad_attention(qs, ks, vs, ...)
-
-    Where the N_q x N logits would be larger than the q and k they replace (N_q > 2 L d: many
-    tokens, e.g. a detection input), the layers' q, k, v are kept and joined as
-    :func:`broad_attention` does, whose fused attention forms no N x N map. (Writing q and k
-    into joins as well, for one fused attention at the end, kept 2x the memory of the sum and
-    was no faster.)
-
-    Args:
-        num_layers (int): L, the layers that will be appended.
-        query_rows (int, optional): outputs for the first queries only. Defaults to None: all.
-        fused (bool): see :func:`scaled_dot_product` (the joined form). Defaults to True.
-    """
-
-    def __init__(self, num_layers: int, query_rows: Optional[int] = None,
-                 fused: bool = True) -> None:
-        self.num_layers = num_layers
-        self.query_rows = query_rows
-        self.fused = fused
-        self.logits: Optional[torch.Tensor] = None
-        self.values: Optional[torch.Tensor] = None
-        self.kept: List[QKV] = []  # the joined form's inputs
-        self.count = 0
-
-    def append(self, qkv: QKV) -> None:
-        """Add one layer's (q, k, v), each (B', H, N, d)."""
-        if self.count == self.num_layers:
-            raise ValueError(f'BroadAttentionSum was made for {self.num_layers} layers')
-        q, k, v = qkv
-        if self.query_rows is not None:
-            q = q[:, :, :self.query_rows]
-        d = v.shape[-1]
-        if self.kept or self.count == 0 and q.shape[-2] > 2 * self.num_layers * q.shape[-1]:
-            self.kept.append((q, k, v))
-        else:
-            if q.shape[-2] == 1:  # (one query: a product and a sum beat a matmul)
-                logits = (q * k).sum(-1).unsqueeze(-2).float()  # (B', H, 1, N)
-            else:
-                logits = torch.matmul(q, k.transpose(-2, -1)).float()  # (B', H, N_q, N)
-            if self.count == 0:
-                self.logits = logits
-                self.values = v.new_empty(*v.shape[:-1], self.num_layers * d)
-            else:
-                self.logits += logits
-            self.values[..., self.count * d:(self.count + 1) * d] = v
-        self.count += 1
-
-    def attend(self, scale: float, out_dims: int) -> torch.Tensor:
-        """The broad attention over all appended layers: (B', N_q, out_dims)."""
-        if self.count != self.num_layers:
-            raise ValueError(f'BroadAttentionSum holds {self.count} of its {self.num_layers} '
-                             'layers')
-        if self.kept:
-            qs, ks, vs = zip(*self.kept)
-            return broad_attention(qs, ks, vs, scale, out_dims, fused=self.fused)
-        weights = torch.softmax(self.logits * scale, dim=-1)
-        return _attend_and_pool(lambda value: torch.matmul(weights.to(value.dtype), value),
-                                self.values, out_dims)
-
-
 def dense_value_mix(v: torch.Tensor, previous: Sequence[torch.Tensor],
                     weights: torch.Tensor) -> torch.Tensor:
     """Dense attention's value: ``v_i + sum_j w_j v_j`` over the earlier layers j of the stage.
@@ -299,103 +229,78 @@ def dense_value_mix(v: torch.Tensor, previous: Sequence[torch.Tensor],
     return v + torch.matmul(w, stacked.flatten(1)).view_as(v)
 
 
-class DenseValueBank:
-    """The earlier layers' values of one stage, for dense attention without stacking.
 
-    :func:`dense_value_mix` stacks the earlier values anew for every layer, and its backward
-    makes a gradient of that stack too (~5 % of a DenseDeiT-Ti training step). Here each value
-    is written once into one preallocated buffer, so that each layer's mix is a single matmul
-    over it::
 
-        bank = DenseValueBank(num_layers)
-        mixed = bank.mix(v, weights)    # v + sum_j w_j v_j, then v is kept for later layers
+class BroadInputs:
+    """The q, k, v of every layer of one forward pass, for :func:`broad_attention` after the
+    last (the paper's form: joined at the end)."""
 
-    While autograd records, the mix is one autograd function per layer whose backward, too,
-    reads buffers instead of building stacks. Later layers read v_i from the buffer, not through
-    an autograd edge, so their share of v_i's gradient reaches it through layer i's own
-    function: layers run backward in reverse order (layer i's input depends on every later
-    layer's output), so when layer i's backward runs, the gradients g_k of all later mixes are
-    in the bank, and::
+    def __init__(self, num_layers: int, query_rows: Optional[int] = None,
+                 fused: bool = True) -> None:
+        self.num_layers, self.query_rows, self.fused = num_layers, query_rows, fused
+        self.kept: List[QKV] = []
 
-        dL/dv_i   = g_i + sum_{k > i} w_k[i] g_k       one matmul over the stored g_k
-        dL/dw_i[j] = <g_i, v_j>  (j < i), 0 else        one matrix-vector product over the buffer
+    def append(self, qkv: QKV) -> None:
+        """Add one layer's (q, k, v), each (B', H, N, d)."""
+        self.kept.append(qkv)
 
-    A bank serves one forward pass (and its backward). It is not for gradient checkpointing,
-    which reruns a layer's forward during backward, nor for tracers and ``torch.compile``: use
-    :func:`dense_value_mix` there.
+    def attend(self, scale: float, out_dims: int) -> torch.Tensor:
+        """The broad attention over all appended layers: (B', N_q, out_dims)."""
+        if len(self.kept) != self.num_layers:
+            raise ValueError(f'broad attention over {len(self.kept)} of its {self.num_layers} '
+                             'layers')
+        qs, ks, vs = zip(*self.kept)
+        if self.query_rows is not None:  # the outputs of the first queries only
+            qs = [q[:, :, :self.query_rows] for q in qs]
+        return broad_attention(qs, ks, vs, scale, out_dims, fused=self.fused)
+
+
+class BroadAttention(nn.Module):
+    """BViT's broad attention as a (parameter-free) part of a model::
+
+        inputs = broad.new_inputs(num_layers)    # at the start of a forward pass
+        inputs.append((q, k, v))                  # after each layer
+        out = broad(inputs)                       # (B', N_q, out_dims), after the last
 
     Args:
-        capacity (int): how many values the stage keeps at most (its depth).
+        scale (float): the logit factor (d ** -0.5 of one layer's heads).
+        out_dims (int): channels after BPool.
+        fused (bool): see :func:`scaled_dot_product`. Defaults to True.
     """
+
+    def __init__(self, scale: float, out_dims: int, fused: bool = True) -> None:
+        super().__init__()
+        self.scale, self.out_dims, self.fused = scale, out_dims, fused
+
+    def new_inputs(self, num_layers: int, query_rows: Optional[int] = None) -> BroadInputs:
+        """Where a pass gathers its layers' q, k, v; ``query_rows``: outputs for the first
+        queries only. Defaults to None: all."""
+        return BroadInputs(num_layers, query_rows, self.fused)
+
+    def forward(self, inputs: BroadInputs) -> torch.Tensor:
+        return inputs.attend(self.scale, self.out_dims)
+
+
+class DenseValues:
+    """The earlier layers' values of one stage in one forward pass (Dense attention)."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self.count = 0
-        self.buffer: Optional[torch.Tensor] = None  # (capacity, *v.shape), the values
-        self.weights: List[torch.Tensor] = []  # each layer's mixing weights
-        self.grads: Optional[torch.Tensor] = None  # the mixes' gradients, filled in backward
-        self.first_recorded: Optional[int] = None  # the first layer whose mix autograd recorded
+        self.values: List[torch.Tensor] = []
 
-    @staticmethod
-    def applies(checkpointing: bool) -> bool:
-        """Whether a bank may hold this forward's values: always without autograd; while
-        autograd records, not with gradient checkpointing nor under a tracer or compiler."""
-        return not torch.is_grad_enabled() or not (
-            checkpointing or torch.jit.is_tracing() or is_compiling())
-
-    def mix(self, v: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """``v + sum_j weights[j] v_j`` over the values kept so far; then keeps ``v``."""
-        i = self.count
-        if i >= self.capacity or i > weights.numel():
-            raise ValueError(f'layer {i} of a stage of {self.capacity} with {weights.numel()} '
-                             'mixing weights')
-        if torch.is_grad_enabled() and (v.requires_grad or weights.requires_grad):
-            if self.first_recorded is None:
-                self.first_recorded = i
-            return _BankedMix.apply(v, weights, self)
-        return self._forward(v, weights)
-
-    def _forward(self, v: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        i = self.count
-        if self.buffer is None:
-            self.buffer = v.new_empty((self.capacity, *v.shape))
-        self.buffer[i].copy_(v)
-        self.weights.append(weights)
-        self.count += 1
-        coef = torch.cat([weights[:i].to(v.dtype), v.new_ones(1)])  # (w_0 .. w_{i-1}, 1)
-        return torch.tensordot(coef, self.buffer[:i + 1], dims=1)  # (..., N, d)
-
-    def _backward(self, i: int, grad: torch.Tensor, weights: torch.Tensor
-                  ) -> Tuple[torch.Tensor, torch.Tensor]:
-        n = self.count
-        if self.grads is None:  # the first backward of this pass; layers never reached stay 0
-            self.grads = grad.new_zeros((n, *grad.shape))
-        grads = self.grads
-        grads[i].copy_(grad)
-        # (1, w_{i+1}[i], .., w_{n-1}[i]): how much each later mix took of v_i
-        coef = torch.stack([grad.new_ones(())] + [self.weights[k][i].to(grad.dtype).detach()
-                                                   for k in range(i + 1, n)])
-        grad_v = torch.tensordot(coef, grads[i:n], dims=1)
-        grad_w = torch.zeros_like(weights)
-        if i:
-            grad_w[:i] = (self.buffer[:i].flatten(1) @ grads[i].flatten()).to(weights.dtype)
-        if i == self.first_recorded:  # the pass is over: a second backward starts afresh
-            self.grads = None
-        return grad_v, grad_w
+    def mix(self, index: int, v: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """Layer ``index``'s value ``v + sum_{j < index} weights[j] v_j``; ``v`` is kept as layer
+        ``index``'s (a rerun of that layer, as gradient checkpointing does, replaces it)."""
+        mixed = dense_value_mix(v, self.values[:index], weights)
+        self.values[index:] = [v]
+        return mixed
 
 
-class _BankedMix(torch.autograd.Function):
-    """One layer's dense value mix through a :class:`DenseValueBank` (see there)."""
+class DenseValueStore(nn.Module):
+    """Dense attention's store of earlier values as a (parameter-free) part of a model: a new
+    :class:`DenseValues` per stage and forward pass."""
 
-    @staticmethod
-    def forward(ctx, v: torch.Tensor, weights: torch.Tensor,
-                bank: DenseValueBank) -> torch.Tensor:
-        ctx.bank, ctx.index = bank, bank.count
-        ctx.save_for_backward(weights)
-        return bank._forward(v, weights)
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad: torch.Tensor):
-        grad_v, grad_w = ctx.bank._backward(ctx.index, grad, *ctx.saved_tensors)
-        return grad_v, grad_w, None
+    def new_pass(self, capacity: int, checkpointing: bool = False) -> DenseValues:
+        """The store of one stage (``capacity`` layers) for one pass; ``checkpointing``: a
+        layer may run again in backward."""
+        return DenseValues(capacity)

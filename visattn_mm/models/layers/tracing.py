@@ -19,6 +19,25 @@ def is_tracing() -> bool:
     return torch.jit.is_tracing()
 
 
+def pad_to_multiple(x: torch.Tensor, multiple: int, dims: Sequence[int] = (-2, -1)
+                    ) -> torch.Tensor:
+    """``x`` zero-padded at the end of each of ``dims`` to a multiple of ``multiple``; x itself
+    when nothing is missing (under a tracer always a pad, so that it follows any size).
+
+    Args:
+        x (Tensor): the tensor.
+        multiple (int): the size each dim is rounded up to a multiple of.
+        dims (Sequence[int]): the dims to pad, each negative (from the end). Defaults to the
+            last two (H, W of a map).
+    """
+    pads = [0] * (2 * -min(dims))
+    for dim in dims:
+        pads[2 * (-dim - 1) + 1] = (-x.shape[dim]) % multiple
+    if not any(pads) and not is_tracing():
+        return x
+    return F.pad(x, pads)
+
+
 def resize_pos_embed(pos_embed: torch.Tensor, src_shape: Sequence[int],
                      dst_shape: Sequence[int], mode: str = 'bicubic',
                      num_extra_tokens: int = 1) -> torch.Tensor:
@@ -34,7 +53,7 @@ def resize_pos_embed(pos_embed: torch.Tensor, src_shape: Sequence[int],
     Returns:
         Tensor: (1, num_extra_tokens + dst_h * dst_w, C).
     """
-    if not is_tracing():
+    if not is_tracing():  # (the table itself when the grids are the same)
         return _mmp_resize_pos_embed(pos_embed, src_shape, dst_shape, mode=mode,
                                      num_extra_tokens=num_extra_tokens)
     C = pos_embed.shape[-1]

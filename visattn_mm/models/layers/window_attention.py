@@ -25,7 +25,7 @@ from torch import nn
 
 from ...compat import is_compiling
 from .attention import scaled_dot_product, use_fused_attn
-from .fused_inference import Linear
+from .units import Linear
 from .tracing import is_tracing
 
 # Masked logits get -inf, so their softmax weight is exactly 0. The released Swin and PSLT use

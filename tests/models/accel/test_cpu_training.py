@@ -1,16 +1,20 @@
-"""DepthwiseConv2d: the weight gradient computed as a depthwise conv equals nn.Conv2d's."""
+"""The seam's CPU training form of large depthwise convs: the weight gradient computed as a
+depthwise conv equals nn.Conv2d's."""
 import pytest
 import torch
 from torch import nn
 
-from visattn_mm.models.layers import DepthwiseConv2d
+from visattn_mm.models import accel
+from visattn_mm.models.accel import cpu_training
 
 
 def _pair(kernel, stride, padding, bias):
+    """(a depthwise conv with the seam's form where it takes one, the same conv plain)."""
     torch.manual_seed(0)
-    fast = DepthwiseConv2d(6, kernel, stride=stride, padding=padding, bias=bias)
+    fast = nn.Conv2d(6, 6, kernel, stride=stride, padding=padding, groups=6, bias=bias)
     plain = nn.Conv2d(6, 6, kernel, stride=stride, padding=padding, groups=6, bias=bias)
     plain.load_state_dict(fast.state_dict())
+    accel.select(fast)
     return fast, plain
 
 
@@ -45,14 +49,18 @@ def test_gradients_equal_nn_conv2d(kernel, stride, padding, size, bias, memory_f
 
 
 def test_swapped_form_is_taken_from_5x5(monkeypatch):
-    from visattn_mm.models.layers import depthwise
     calls = []
-    monkeypatch.setattr(depthwise._DepthwiseConvFunction, 'apply',
+    monkeypatch.setattr(cpu_training._DepthwiseConvFunction, 'apply',
                         lambda *args: calls.append(args) or torch.zeros(()))
     x = torch.randn(1, 6, 9, 9)
-    _pair(3, 1, 1, True)[0](x)
-    assert not calls  # 3x3: oneDNN's own weight gradient is faster
-    _pair(5, 1, 2, True)[0](x)
+    small = _pair(3, 1, 1, True)[0]
+    small(x)
+    assert not calls and accel.form_of(small) is None  # 3x3: oneDNN's own is faster
+    large = _pair(5, 1, 2, True)[0]
+    large(x)
+    assert len(calls) == 1 and accel.form_of(large) == 'DepthwiseWeightGrad'
+    with accel.disabled():  # the switch: the conv's own forward
+        large(x)
     assert len(calls) == 1
 
 
@@ -75,4 +83,4 @@ def test_not_a_depthwise_path_outside_training():
     x = torch.randn(2, 6, 8, 8)
     with torch.no_grad():
         torch.testing.assert_close(fast(x), plain(x))
-    assert isinstance(fast, nn.Conv2d) and fast.groups == 6
+    assert list(fast.state_dict()) == list(plain.state_dict())

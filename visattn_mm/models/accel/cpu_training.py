@@ -1,27 +1,25 @@
-"""Depthwise convolution with a fast weight gradient on the CPU.
+"""CPU training forms: kernels whose backward oneDNN runs slowly.
 
-oneDNN's weight gradient of a depthwise conv with a large kernel is many times slower than its
-forward conv (docs/speed.md, "Measurements behind the code").
-
-The weight gradient of a depthwise conv is itself a depthwise conv, with the roles swapped::
+Depthwise convolutions with a large kernel (:class:`DepthwiseWeightGrad`): oneDNN's weight
+gradient of such a conv is many times slower than its forward conv (docs/speed.md,
+"Measurements behind the code"). The weight gradient of a depthwise conv is itself a depthwise
+conv, with the roles swapped::
 
     dW[c, i, j] = sum_b sum_yx  dY[b, c, y, x] * X_pad[b, c, s*y + i, s*x + j]
 
 i.e. X (viewed as one image of B*C channels) convolved, channel by channel, with its own output
 gradient as the kernel (dilated by the stride), then summed over the batch, which oneDNN's
-depthwise *forward* kernel runs much faster. The input's gradient stays oneDNN's.
-
-Only for kernels of at least 5x5: for a 3x3 kernel the swapped conv is the slower one.
+depthwise *forward* kernel runs much faster. The input's gradient stays oneDNN's. Only for
+kernels of at least 5x5: for a 3x3 kernel the swapped conv is the slower one.
 """
-
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ...compat import is_compiling
-from .tracing import is_tracing
+from . import Form, enabled, picker
 
 MIN_KERNEL = 5  # the smallest kernel side that takes the swapped weight gradient
 
@@ -62,22 +60,29 @@ class _DepthwiseConvFunction(torch.autograd.Function):
         return grad_x, grad_w, grad_b, None, None
 
 
-class DepthwiseConv2d(nn.Conv2d):
-    """A depthwise ``nn.Conv2d`` (``groups == in_channels == out_channels``; same weights and
-    keys) whose weight gradient on the CPU is computed as a depthwise conv (see the module doc;
-    the same numbers to float rounding). Elsewhere (kernels below 5x5, CUDA, tracing, compiling,
-    no gradient, a dilation or a padding mode) it is ``nn.Conv2d``."""
+class DepthwiseWeightGrad(Form):
+    """A depthwise ``nn.Conv2d`` whose weight gradient is computed as a depthwise conv, for calls
+    that autograd records outside tracers and the compiler; the conv's own forward otherwise."""
 
-    def __init__(self, channels: int, kernel_size, stride=1, padding=0, bias: bool = True):
-        super().__init__(channels, channels, kernel_size, stride=stride, padding=padding,
-                         groups=channels, bias=bias)
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        conv = self.module
+        if (enabled() and torch.is_grad_enabled() and conv.weight.requires_grad and x.dim() == 4
+                and not torch.jit.is_tracing() and not is_compiling()):
+            return _DepthwiseConvFunction.apply(x, conv.weight, conv.bias, conv.stride,
+                                                conv.padding)
+        return self.plain(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (torch.is_grad_enabled() and self.weight.requires_grad and x.device.type == 'cpu'
-                and x.dim() == 4 and min(self.kernel_size) >= MIN_KERNEL
-                and self.padding_mode == 'zeros'
-                and not isinstance(self.padding, str) and self.dilation == (1, 1)
-                and not is_tracing() and not is_compiling()):
-            return _DepthwiseConvFunction.apply(x, self.weight, self.bias, self.stride,
-                                                self.padding)
-        return super().forward(x)
+
+def is_large_depthwise(conv: nn.Module) -> bool:
+    """A depthwise conv (groups = in = out channels) with a kernel of at least ``MIN_KERNEL``,
+    no dilation and zero padding given in numbers."""
+    return (type(conv) is nn.Conv2d and conv.groups == conv.in_channels == conv.out_channels
+            and min(conv.kernel_size) >= MIN_KERNEL and conv.dilation == (1, 1)
+            and conv.padding_mode == 'zeros' and not isinstance(conv.padding, str))
+
+
+@picker
+def _pick_depthwise(module: nn.Module) -> Optional[DepthwiseWeightGrad]:
+    if is_large_depthwise(module) and module.weight.device.type == 'cpu':
+        return DepthwiseWeightGrad(module)
+    return None

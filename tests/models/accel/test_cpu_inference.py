@@ -1,10 +1,12 @@
-"""The fused inference path of conv -> GELU -> BN units equals the plain modules."""
+"""The seam's CPU inference forms equal the plain modules they stand in for."""
 import pytest
 import torch
 from torch import nn
 
+from visattn_mm.models import accel
+from visattn_mm.models.accel import cpu_inference
 from visattn_mm.models.backbones.pslt import PSLT, LightMlp, MV2BlockSE
-from visattn_mm.models.layers import ConvGeluNorm, run_conv_units
+from visattn_mm.models.layers import ConvGeluNorm, Linear
 
 
 def randomise_bns(model: nn.Module) -> nn.Module:
@@ -19,8 +21,16 @@ def randomise_bns(model: nn.Module) -> nn.Module:
     return model
 
 
-def fused_and_plain(model: nn.Module, x: torch.Tensor):
+def with_forms(model: nn.Module) -> nn.Module:
+    """``model`` in eval mode with the seam's forms (a backbone picks its own; a part alone is
+    given them here)."""
     model.eval()
+    accel.select(model)
+    return model
+
+
+def fused_and_plain(model: nn.Module, x: torch.Tensor):
+    with_forms(model)
     with torch.no_grad():  # fused
         fused = model(x)
     with torch.enable_grad():  # autograd records: the plain modules
@@ -51,7 +61,7 @@ def test_block_fused_equals_plain(block, memory_format, one_thread):
 
 
 def test_fused_path_is_taken_and_folds_two_bns(monkeypatch, one_thread):
-    model = randomise_bns(MV2BlockSE(8, 8)).eval()
+    model = with_forms(randomise_bns(MV2BlockSE(8, 8)))
     calls = {'conv': 0, 'norm': 0}
     mkldnn = torch.ops.mkldnn
 
@@ -73,25 +83,37 @@ def test_fused_path_is_taken_and_folds_two_bns(monkeypatch, one_thread):
     assert calls == {'conv': 3, 'norm': 1}
 
 
-def test_training_and_other_norms_take_the_plain_modules(one_thread):
-    unit = ConvGeluNorm(4, 6, 1, norm_cfg=dict(type='GN', num_groups=2)).eval()
+def test_training_and_other_norms_take_the_plain_modules(counting_mkldnn, one_thread):
+    unit = with_forms(ConvGeluNorm(4, 6, 1, norm_cfg=dict(type='GN', num_groups=2)))
     x = torch.randn(1, 4, 5, 5)
-    with torch.no_grad():
-        assert not unit.fusable(x)  # no BatchNorm to fold
-        torch.testing.assert_close(unit(x), unit.norm(unit.act(unit.conv(x))))
+    assert accel.form_of(unit) is None  # no BatchNorm to fold
     bn_unit = ConvGeluNorm(4, 6, 1)
+    accel.select(bn_unit)
+    assert accel.form_of(bn_unit) is None  # batch statistics
+    assert accel.form_of(with_forms(bn_unit)) == 'FusedConvUnit'
+    calls = []
+    bn_unit.norm.register_forward_hook(lambda *_: calls.append(1))
     with torch.no_grad():
-        assert not bn_unit.train().fusable(x)  # batch statistics
-        assert bn_unit.eval().fusable(x)
-        assert not bn_unit.fusable(x.double())
-    assert not bn_unit.fusable(x)  # autograd records
+        bn_unit(x.double().float())
+        assert calls == [1]  # the GELU's BN stays (1x1 but nothing after it to fold into)
+        calls.clear()
+        assert accel.plain_call(x.double())  # not fp32: the plain modules
+        bn_unit(x)
+        bn_unit.train()  # switched alone, not through a backbone: the plain modules
+        bn_unit(x)
+        bn_unit.eval()
+    bn_unit(x)  # autograd records
+    assert calls == [1, 1, 1]
+    calls.clear()
+    with torch.no_grad():
+        bn_unit(x)
+    assert calls == [1]
 
 
 @pytest.mark.parametrize('chunk_bytes', [None, 1])  # 1: one image per MV2 block's chunk
 def test_pslt_fused_equals_plain(chunk_bytes, monkeypatch, one_thread):
-    from visattn_mm.models.layers import fused_inference
     if chunk_bytes:
-        monkeypatch.setattr(fused_inference, 'HIDDEN_CHUNK_BYTES', chunk_bytes)
+        monkeypatch.setattr(cpu_inference, 'HIDDEN_CHUNK_BYTES', chunk_bytes)
     torch.manual_seed(0)
     model = randomise_bns(PSLT(arch=dict(embed_dims=12, depths=(2, 1, 2, 1), num_heads=(2, 2)),
                                out_indices=(0, 1, 2, 3)))
@@ -100,18 +122,15 @@ def test_pslt_fused_equals_plain(chunk_bytes, monkeypatch, one_thread):
         assert a.is_contiguous() and rel(a, b) < 1e-5
 
 
-def test_run_conv_units_folds_only_into_1x1(one_thread):
+def test_chains_fold_only_into_1x1(one_thread):
     # a BN before a padded 3x3 conv must stay (the pad would see its shift)
-    units = [randomise_bns(ConvGeluNorm(4, 8, 1)), randomise_bns(ConvGeluNorm(8, 8, 3)),
-             randomise_bns(ConvGeluNorm(8, 4, 1, act=False))]
-    x = torch.randn(2, 4, 7, 7)
-    for u in units:
-        u.eval()
-    with torch.no_grad():
-        fused = run_conv_units(x, units)
-        plain = x
-        for u in units:
-            plain = u.norm(u.act(u.conv(plain)) if u.act is not None else u.conv(plain))
+    mlp = with_forms(randomise_bns(LightMlp(8, 8)))
+    pw1, dw, pw2 = (mlp.pw1.forward, mlp.dw.forward, mlp.pw2.forward)
+    assert (pw1.in_norm, pw1.defer_norm) == (None, False)
+    assert (dw.in_norm, dw.defer_norm) == (None, True)
+    assert (pw2.in_norm, pw2.defer_norm) == (mlp.dw.norm, False)
+    x = torch.randn(2, 7, 7, 8)
+    fused, plain = fused_and_plain(mlp, x)
     assert rel(fused, plain) < 1e-5
 
 
@@ -146,50 +165,47 @@ def counting_mkldnn(monkeypatch):
 def test_chunked_ffn_equals_mmcv_ffn(ffn_cfg, onednn, counting_mkldnn, monkeypatch, one_thread):
     from mmcv.cnn.bricks.transformer import FFN
 
-    from visattn_mm.models.layers import fused_inference, ffn_residual
-    monkeypatch.setattr(fused_inference, 'FFN_CHUNK_BYTES', 4 * 40 * 8)  # chunks of 64 rows
+    monkeypatch.setattr(cpu_inference, 'FFN_CHUNK_BYTES', 4 * 40 * 8)  # chunks of 64 rows
     torch.manual_seed(0)
-    ffn = FFN(24, 40, num_fcs=2, **ffn_cfg).eval()
+    ffn = with_forms(FFN(24, 40, num_fcs=2, **ffn_cfg))
     x, identity = torch.randn(2, 100, 24), torch.randn(2, 100, 24)
     calls = []
     ffn.layers.register_forward_hook(lambda *_: calls.append(1))
     with torch.no_grad():
         plain = identity + ffn.gamma2(ffn.layers(x))
         calls.clear()
-        chunked = ffn_residual(ffn, x, identity)
+        chunked = ffn(x, identity=identity)
     assert chunked.shape == plain.shape and rel(chunked, plain) < 1e-6
-    # 200 rows in chunks of 64: 4 chunks, two oneDNN matmuls each (or the layers 4 times)
-    assert (counting_mkldnn.linear_calls, len(calls)) == ((8, 0) if onednn else (0, 4))
+    # 200 rows in chunks of 64: 4 chunks, two oneDNN matmuls each (or the plain FFN)
+    assert (counting_mkldnn.linear_calls, len(calls)) == ((8, 0) if onednn else (0, 1))
     calls.clear()
     counting_mkldnn.linear_calls = 0
-    ffn_residual(ffn, x, identity)  # autograd records: the plain FFN, once
+    ffn(x, identity=identity)  # autograd records: the plain FFN, once
     assert (counting_mkldnn.linear_calls, len(calls)) == (0, 1)
 
 
-@pytest.mark.parametrize('act', ['none', 'relu', 'gelu', 'sigmoid'])
-def test_linear_act_equals_the_plain_layer(act, counting_mkldnn, one_thread):
-    from visattn_mm.models.layers import Linear, linear_act
+@pytest.mark.parametrize('act', [None, 'relu', 'gelu', 'sigmoid'])
+def test_packed_linear_equals_the_plain_layer(act, counting_mkldnn, one_thread):
     torch.manual_seed(0)
-    layer = Linear(24, 40).eval()
-    plain_act = dict(none=lambda y: y, relu=torch.relu, gelu=nn.functional.gelu,
-                     sigmoid=torch.sigmoid)[act]
+    layer = with_forms(Linear(24, 40, act=act))
+    plain_act = {None: lambda y: y, 'relu': torch.relu, 'gelu': nn.functional.gelu,
+                 'sigmoid': torch.sigmoid}[act]
     for x in (torch.randn(3, 24), torch.randn(2, 5, 7, 24),
               torch.randn(2, 24, 7).transpose(1, 2)):  # 2-D, 4-D, not contiguous
         expected = plain_act(nn.functional.linear(x, layer.weight, layer.bias))
         with torch.no_grad():
-            out = linear_act(layer, x, act)
+            out = layer(x)
         assert out.shape == expected.shape and rel(out, expected) < 1e-6
     assert counting_mkldnn.linear_calls == 3
     x = torch.randn(3, 24, requires_grad=True)  # autograd: the plain ops, gradients flow
-    linear_act(layer, x, act).sum().backward()
+    layer(x).sum().backward()
     assert counting_mkldnn.linear_calls == 3 and layer.weight.grad is not None
 
 
 def test_linear_repacks_a_changed_weight(counting_mkldnn, one_thread):
     """The packed copy follows in-place updates, reassigned data and new parameters."""
-    from visattn_mm.models.layers import Linear
     torch.manual_seed(0)
-    layer, other = Linear(16, 8).eval(), nn.Linear(16, 8)
+    layer, other = with_forms(Linear(16, 8)), nn.Linear(16, 8)
     x = torch.randn(4, 16)
 
     def check():
@@ -214,14 +230,14 @@ def test_linear_keeps_nn_linear_keys_and_copies(one_thread):
     import copy
     import pickle
 
-    from visattn_mm.models.layers import Linear
-    layer = Linear(16, 8).eval()
+    layer = with_forms(Linear(16, 8))
     with torch.no_grad():
         layer(torch.randn(2, 16))  # packs its weight
     assert isinstance(layer, nn.Linear)
     assert list(layer.state_dict()) == list(nn.Linear(16, 8).state_dict())
     for clone in (copy.deepcopy(layer), pickle.loads(pickle.dumps(layer))):
         x = torch.randn(2, 16)
+        assert accel.form_of(clone) == 'PackedLinear' and clone.forward.module is clone
         with torch.no_grad():
             assert torch.allclose(clone(x), layer(x))
 
@@ -238,9 +254,8 @@ def test_vit_block_fused_equals_plain(one_thread):
 @pytest.mark.parametrize('chunk_bytes', [None, 1])  # 1: one image per channel mixer's chunk
 def test_fcvit_fused_equals_plain(chunk_bytes, monkeypatch, one_thread):
     from visattn_mm.models.backbones.fcvit import FCViT
-    from visattn_mm.models.layers import fused_inference
     if chunk_bytes:
-        monkeypatch.setattr(fused_inference, 'HIDDEN_CHUNK_BYTES', chunk_bytes)
+        monkeypatch.setattr(cpu_inference, 'HIDDEN_CHUNK_BYTES', chunk_bytes)
     torch.manual_seed(0)
     model = randomise_bns(FCViT(arch='tiny', out_indices=(0, 1, 2, 3)))
     fused, plain = fused_and_plain(model, torch.randn(2, 3, 64, 48))
@@ -248,11 +263,12 @@ def test_fcvit_fused_equals_plain(chunk_bytes, monkeypatch, one_thread):
         assert rel(a, b) < 1e-5
 
 
-def test_flop_counter_sees_the_plain_ops(monkeypatch, one_thread):
-    """Counting MACs (a dispatch mode) takes the plain path: the fused oneDNN ops are opaque."""
+def test_mac_counts_see_the_plain_ops(one_thread):
+    """Counting MACs switches the forms off from outside: the fused oneDNN ops are opaque to
+    FlopCounterMode, the model's own ops are not."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from visattn_mm.models.layers import fused_inference
+    from visattn_mm.utils.benchmarking import count_gmacs
     model = PSLT(arch=dict(embed_dims=12, depths=(2, 1, 2, 1), num_heads=(2, 2))).eval()
     x = torch.randn(1, 3, 64, 64)
 
@@ -261,59 +277,77 @@ def test_flop_counter_sees_the_plain_ops(monkeypatch, one_thread):
             model(x)
         return counter.get_total_flops()
 
-    counted = count()
-    monkeypatch.setattr(fused_inference, 'inference_fusion_enabled', lambda *_: False)
-    assert counted == count() > 0
+    with_forms_count = count()
+    with accel.disabled():
+        plain_count = count()
+    assert plain_count > with_forms_count  # the oneDNN ops count nothing
+    gmacs = count_gmacs(model, x)
+    model.train()  # no inference forms at all
+    assert gmacs == pytest.approx(count_gmacs(model, x)) and gmacs >= plain_count / 2e9
 
 
-@pytest.mark.parametrize('approximate', ['none', 'tanh'])
-@pytest.mark.parametrize('memory_format', [torch.contiguous_format, torch.channels_last])
-def test_gelu_keeps_the_layout_values_and_gradients(memory_format, approximate):
-    from visattn_mm.models.layers import GELU, is_channels_last
-    x = torch.randn(2, 6, 5, 4).to(memory_format=memory_format).requires_grad_()
-    ref = x.detach().clone().requires_grad_()
-    y = GELU(approximate=approximate)(x)
-    expected = nn.functional.gelu(ref, approximate=approximate)
-    assert is_channels_last(y) == (memory_format == torch.channels_last)
-    # (oneDNN's erf and PyTorch's own kernel differ in the last bit)
-    torch.testing.assert_close(y, expected, rtol=1e-6, atol=1e-6)
-    grad = torch.randn(2, 6, 5, 4).to(memory_format=memory_format)
-    y.backward(grad)
-    expected.backward(grad)
-    torch.testing.assert_close(x.grad, ref.grad, rtol=1e-6, atol=1e-6)
-    assert not is_channels_last(torch.randn(2, 6, 1, 1).to(memory_format=torch.channels_last))
+class Widen(nn.Module):
+    """A block that widens each image to 32 channels and back (an image-chunked block)."""
+
+    def __init__(self):
+        super().__init__()
+        self.up, self.down = nn.Conv2d(4, 32, 3, padding=1), nn.Conv2d(32, 8, 1)
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append(x.shape[0])
+        return self.down(self.up(x))
 
 
-def test_in_image_chunks_splits_only_large_hidden_maps_at_inference(monkeypatch, one_thread):
+def test_image_chunks_split_only_large_hidden_maps_at_inference(monkeypatch, one_thread):
     """Chunks of whole images whose hidden maps fit HIDDEN_CHUNK_BYTES, the same result in the
     input's layout; one call where the batch fits, while autograd records, or in train mode."""
-    from visattn_mm.models.layers import fused_inference, in_image_chunks
-    conv = nn.Conv2d(4, 8, 3, padding=1).to(memory_format=torch.channels_last).eval()
+    monkeypatch.setattr(cpu_inference, 'IMAGE_CHUNKED_BLOCKS', ('Widen',))
+    block = with_forms(Widen().to(memory_format=torch.channels_last))
+    assert accel.form_of(block) == 'ImageChunks' and block.forward.hidden_channels == 32
     x = torch.randn(5, 4, 6, 6).to(memory_format=torch.channels_last)
-    seen = []
-
-    def fn(t):
-        seen.append(t.shape[0])
-        return conv(t)
-
     per_image = 32 * 6 * 6 * 4  # 32 hidden channels, fp32
-    monkeypatch.setattr(fused_inference, 'HIDDEN_CHUNK_BYTES', 2 * per_image)
+    monkeypatch.setattr(cpu_inference, 'HIDDEN_CHUNK_BYTES', 2 * per_image)
     with torch.no_grad():
-        whole = conv(x)
-        out = in_image_chunks(fn, x, 32, conv)
-        assert seen == [2, 2, 1]
+        whole = Widen.forward(block, x)
+        block.seen.clear()
+        out = block(x)
+        assert block.seen == [2, 2, 1]
         # (oneDNN may pick another algorithm per batch size: the same to rounding, not bits)
         torch.testing.assert_close(out, whole, rtol=1e-5, atol=1e-6)
         assert out.is_contiguous(memory_format=torch.channels_last)
-        seen.clear()
-        in_image_chunks(fn, x[:2], 32, conv)
-        assert seen == [2]
-        assert in_image_chunks(fn, x[:0], 32, conv).shape == (0, 8, 6, 6)  # an empty batch
-        seen.clear()
-        conv.train()
-        in_image_chunks(fn, x, 32, conv)
-        assert seen == [5]
-    conv.eval()
-    seen.clear()
-    in_image_chunks(fn, x, 32, conv)  # autograd records
-    assert seen == [5]
+        block.seen.clear()
+        block(x[:2])
+        assert block.seen == [2]
+        assert block(x[:0]).shape == (0, 8, 6, 6)  # an empty batch
+        block.seen.clear()
+        block.train()
+        block(x)
+        assert block.seen == [5]
+    block.eval()
+    block.seen.clear()
+    block(x)  # autograd records
+    assert block.seen == [5]
+
+
+def test_the_switch_and_the_forms_follow_mode_and_device(one_thread):
+    """Forms are chosen again on train/eval and moves; VISATTN_ACCEL's switch runs plainly."""
+    model = PSLT(arch=dict(embed_dims=12, depths=(2, 1, 2, 1), num_heads=(2, 2)))
+    forms = lambda: {accel.form_of(m) for m in model.modules()} - {None}  # noqa: E731
+    assert forms() == set()  # training: no inference forms, no large depthwise conv
+    model.eval()
+    assert forms() == {'FusedConvUnit', 'PackedLinear', 'ImageChunks'}
+    model.double()
+    assert forms() == set()  # fp64: no oneDNN post-op kernels
+    model.float().train()
+    assert forms() == set()
+    model.eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        fast = model(x)
+        with accel.disabled():
+            assert not accel.enabled()
+            plain = model(x)
+    assert accel.enabled()
+    for a, b in zip(fast, plain):
+        assert rel(a, b) < 1e-5
