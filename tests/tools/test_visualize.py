@@ -109,6 +109,30 @@ def test_broad_rows_sum_to_one(backbones, image):
     assert (res['broad'] > 0).sum() == res['window'] ** 2  # one window of the 4x4 map
 
 
+@pytest.mark.parametrize('family', ['BViT', 'BroadT2TViT'])
+def test_broad_picture_without_a_cls_token_is_refused(image, tmp_path, family):
+    """Built with with_cls_token=False, a BViT or BroadT2TViT has no cls row to draw: a
+    ValueError says what was wrong and what is accepted (row 0 is not read as the cls token's),
+    both from broad_cls_attention and through render (tools/visualize.py's path)."""
+    img, x = image
+    torch.manual_seed(0)
+    if family == 'BViT':
+        model = BViT(arch=VIT, img_size=64, patch_size=8, with_cls_token=False,
+                     out_type='featmap')
+    else:
+        model = BroadT2TViT(img_size=64, embed_dims=32, num_layers=2,
+                            layer_cfgs=dict(num_heads=2), t2t_cfg=dict(token_dims=16),
+                            with_cls_token=False, out_type='featmap')
+    assert model.cls_token is None and model.num_extra_tokens == 0
+    message = (rf'{family} was built with with_cls_token=False.*no cls-token broad attention'
+               r'.*needs a BViT or BroadT2TViT with a cls token')
+    with pytest.raises(ValueError, match=message):
+        broad_cls_attention(model.eval(), x)
+    with pytest.raises(ValueError, match=message):
+        render(model, img, x, 'broad', str(tmp_path))
+    assert not list(tmp_path.iterdir())
+
+
 def test_fcvit_similarity_matches_the_module(backbones, image):
     """The recomputed similarity times the context vector is the GlobalContext output."""
     img, x = image
