@@ -5,7 +5,6 @@ Both run the script as a user does, in a subprocess. The CPU run (parts 1 and 2 
 sizes, the CPU compared with itself, one torch thread) took 34 s of CPU time, 88-116 s of wall
 time on a busy shared 2-core machine, so it is marked ``e2e``.
 """
-import importlib.util
 import os
 import os.path as osp
 import subprocess
@@ -13,16 +12,10 @@ import sys
 
 import pytest
 
+from visattn_mm.testing.gpu_check import ANCHORS, BACKBONES, CLASSIFIER_CONFIGS
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SCRIPT = osp.join(ROOT, 'tools', 'gpu_check.py')
-
-
-def _script_module():
-    """tools/gpu_check.py as a module (for its model lists; importing it runs nothing)."""
-    spec = importlib.util.spec_from_file_location('gpu_check', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _run(*args: str, timeout: int, **env: str) -> subprocess.CompletedProcess:
@@ -41,9 +34,8 @@ def test_cpu_quick_run_passes_and_prints_the_tables(tmp_path):
     assert '### 1. Numerics' in stdout and '### 2. Speed' in stdout, stdout[-4000:]
     assert '### 3.' not in stdout  # --skip-train
     assert '**PASS**' in stdout
-    module = _script_module()
     # part 1: every backbone, fp32 (the CPU against itself) and bf16; no fp16 on the CPU
-    for name in module.BACKBONES:
+    for name in BACKBONES:
         for precision in ('fp32', 'bf16'):
             assert f'| {name} | {precision} |' in stdout, (name, precision)
         assert f'| {name} | fp16 |' not in stdout
@@ -52,7 +44,7 @@ def test_cpu_quick_run_passes_and_prints_the_tables(tmp_path):
         if line.startswith('| ') and ' | fp32 | ' in line and line.endswith('| pass |'):
             assert line.split(' | ')[2:5] == ['0.00e+00'] * 3, line
     # part 2: every classifier and both anchors, in both layouts and both precisions
-    for name in list(module.ANCHORS) + list(module.CLASSIFIER_CONFIGS):
+    for name in list(ANCHORS) + list(CLASSIFIER_CONFIGS):
         for layout in ('NCHW', 'channels-last'):
             for precision in ('fp32', 'bf16'):
                 assert f'| {name} | {layout} | {precision} |' in stdout, (name, layout, precision)
