@@ -126,9 +126,9 @@ def test_chains_fold_only_into_1x1(one_thread):
     # a BN before a padded 3x3 conv must stay (the pad would see its shift)
     mlp = with_forms(randomise_bns(LightMlp(8, 8)))
     pw1, dw, pw2 = (mlp.pw1.forward, mlp.dw.forward, mlp.pw2.forward)
-    assert (pw1.in_norm, pw1.defer_norm) == (None, False)
-    assert (dw.in_norm, dw.defer_norm) == (None, True)
-    assert (pw2.in_norm, pw2.defer_norm) == (mlp.dw.norm, False)
+    assert (pw1.before, pw1.defer_norm) == (None, False)
+    assert (dw.before, dw.defer_norm) == (None, True)
+    assert (pw2.before, pw2.defer_norm) == (mlp.dw, False)
     x = torch.randn(2, 7, 7, 8)
     fused, plain = fused_and_plain(mlp, x)
     assert rel(fused, plain) < 1e-5

@@ -20,8 +20,9 @@ A form that is in place still takes the plain forward for any call that autograd
 ``torch.compile`` or autocast records (:func:`plain_call`): those see the model files' own ops.
 
 The switch: ``VISATTN_ACCEL=0`` in the environment, or :func:`set_enabled`, or
-``with accel.disabled():`` runs every module plainly (forms in place then take the plain path). Benchmarks and MAC
-counters use these from outside; nothing in the model path knows it is measured.
+``with accel.disabled():`` runs every module plainly (forms in place then take the plain path).
+Benchmarks and MAC counters use these from outside; nothing in the model path knows it is
+measured.
 """
 import contextlib
 import os
@@ -69,6 +70,15 @@ def plain_call(x: torch.Tensor) -> bool:
             or torch.jit.is_tracing() or is_compiling() or is_autocast_enabled(x.device.type))
 
 
+class FormCache(dict):
+    """What forms derive from a module's weights (packed or folded copies), each entry checked
+    against the weights' versions before use. Copies and pickles of a model start it empty:
+    oneDNN's packed tensors have no storage to copy."""
+
+    def __reduce__(self):
+        return type(self), ()
+
+
 class Form:
     """A form of one module: stands in for its method ``replaces``; :meth:`plain` is the
     module's own. This base runs :meth:`fast` on the calls :func:`plain_call` lets through."""
@@ -76,12 +86,8 @@ class Form:
 
     def __init__(self, module: nn.Module) -> None:
         self.module = module
-        self.cache: dict = {}  # what a form derives from the weights (not saved or copied)
-
-    def __getstate__(self) -> dict:
-        # (copies and pickles of a model rebuild the cache: oneDNN's packed tensors have no
-        # storage to copy)
-        return dict(self.__dict__, cache={})
+        # what a form derives from the weights, kept with the module across mode switches
+        self.cache = module.__dict__.setdefault('_accel_cache', FormCache())
 
     def plain(self, *args, **kwargs):
         return getattr(type(self.module), self.replaces)(self.module, *args, **kwargs)
@@ -127,8 +133,6 @@ def select(root: nn.Module) -> None:
         for pick in _PICKERS:
             form = pick(module)
             if form is not None:
-                if type(old) is type(form):  # (packed weights and folded BNs stay valid)
-                    form.cache = old.cache
                 # an instance attribute, in front of the class's method
                 module.__dict__[form.replaces] = form
                 module.__dict__['_accel_form'] = form

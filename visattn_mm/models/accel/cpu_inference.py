@@ -135,26 +135,28 @@ def _plain_geometry(conv: nn.Conv2d) -> bool:
 class FusedConvUnit(Form):
     """A :class:`~visattn_mm.models.layers.ConvGeluNorm` as one oneDNN conv: the GELU as a
     post-op, its BN folded into the conv (no GELU between them), or left to the next 1x1 unit of
-    its block (``defer_norm``), and the BN of the unit before it folded in (``in_norm``)."""
+    its block (``defer_norm``), and the BN of the unit ``before`` it folded in."""
 
-    def __init__(self, module: ConvGeluNorm, in_norm: Optional[nn.Module] = None,
+    def __init__(self, module: ConvGeluNorm, before: Optional[ConvGeluNorm] = None,
                  defer_norm: bool = False) -> None:
         super().__init__(module)
-        self.in_norm, self.defer_norm = in_norm, defer_norm
+        self.before, self.defer_norm = before, defer_norm
 
     def _weights(self) -> Tuple[torch.Tensor, Optional[torch.Tensor], bool]:
         """The conv's weight and bias with the BNs folded in, and whether the unit's own BN is
         still to be applied after it."""
         unit = self.module
         conv, norm = unit.conv, unit.norm
-        key = _versions(conv.weight, conv.bias, *_bn_tensors(norm),
-                        *(_bn_tensors(self.in_norm) if self.in_norm is not None else ()))
+        in_norm = self.before.norm if self.before is not None else None
+        key = (id(in_norm), self.defer_norm,
+               *_versions(conv.weight, conv.bias, *_bn_tensors(norm),
+                          *(_bn_tensors(in_norm) if in_norm is not None else ())))
         if self.cache.get('key') == key:
             return self.cache['weights']
         with torch.no_grad():
             weight, bias = conv.weight, conv.bias
-            if self.in_norm is not None:  # W (s x + t) + b = (W s) x + (b + W t)
-                scale, shift = bn_affine(self.in_norm)
+            if in_norm is not None:  # W (s x + t) + b = (W s) x + (b + W t)
+                scale, shift = bn_affine(in_norm)
                 shift_out = torch.mv(weight.flatten(1), shift)
                 weight = weight * scale[None, :, None, None]
                 bias = shift_out if bias is None else bias + shift_out
@@ -193,14 +195,14 @@ def _pick_conv_unit(module: nn.Module) -> Optional[Form]:
 
 
 def _chain_neighbours(unit: nn.Module) -> Tuple[Optional[nn.Module], bool]:
-    """(the BN of the unit before ``unit`` to fold into it, whether ``unit`` leaves its own BN
-    to the next unit), from the chain of its block (``CONV_CHAINS``)."""
-    chain = getattr(unit, '_accel_chain', None)
+    """(the unit before ``unit`` whose BN folds into it, whether ``unit`` leaves its own BN to
+    the next unit), from the chain of its block (``CONV_CHAINS``)."""
+    chain = unit.__dict__.get('_accel_chain')
     if chain is None:
         return None, False
     before, after = chain
-    in_norm = before.norm if before is not None and _defers(before, unit) else None
-    return in_norm, after is not None and _defers(unit, after)
+    return (before if before is not None and _defers(before, unit) else None,
+            after is not None and _defers(unit, after))
 
 
 def _defers(unit: nn.Module, following: nn.Module) -> bool:
