@@ -26,31 +26,34 @@ TOLERANCES = {'fp32': 1e-3, 'fp16': 1e-2, 'bf16': 5e-2}
 # tolerance (docs/gpu.md).
 TRAIN_TOLERANCES = {('PSLT-tiny', 'fp16'): 4e-2, ('PSLT-tiny', 'bf16'): 2.5e-1}
 
+
+def _vit(name: str, type_: str) -> Dict[str, dict]:
+    """A ViT twice: with its patch-token maps and with the cls token alone."""
+    base = dict(type=type_, arch='tiny', drop_path_rate=0.)
+    return {f'{name} featmap': dict(base, out_type='featmap', out_indices=(5, 11)),
+            f'{name} cls': dict(base, out_type='cls_token')}
+
+
+def _four_stages(type_: str) -> dict:
+    """A hierarchical backbone with the maps of all four stages."""
+    return dict(type=type_, arch='tiny', drop_path_rate=0., out_indices=(0, 1, 2, 3))
+
+
 # part 1: name -> backbone config (visattn_mm registry). Small archs, no drop path or dropout
 # (the CPU and the GPU draw different random numbers), train mode: BatchNorm on batch statistics.
 # The ViTs are checked with their patch-token maps (the dense-prediction path) and with the cls
 # token (the classifier path, where the last layer computes the cls token's row only).
 BACKBONES: Dict[str, dict] = {
-    'BViT-Ti featmap': dict(type='visattn_mm.BViT', arch='tiny', out_type='featmap',
-                            out_indices=(5, 11), drop_path_rate=0.),
-    'BViT-Ti cls': dict(type='visattn_mm.BViT', arch='tiny', out_type='cls_token',
-                        drop_path_rate=0.),
-    'BroadSwin-T': dict(type='visattn_mm.BroadSwinTransformer', arch='tiny', drop_path_rate=0.,
-                        out_indices=(0, 1, 2, 3)),
+    **_vit('BViT-Ti', 'visattn_mm.BViT'),
+    'BroadSwin-T': _four_stages('visattn_mm.BroadSwinTransformer'),
     'BroadT2T-ViT-14': dict(type='visattn_mm.BroadT2TViT', embed_dims=384, num_layers=14,
                             t2t_cfg=dict(token_dims=64, use_performer=False),
                             layer_cfgs=dict(num_heads=6, feedforward_channels=3 * 384),
                             drop_path_rate=0., out_type='featmap', out_indices=(6, 13)),
-    'DenseDeiT-Ti featmap': dict(type='visattn_mm.DenseDeiT', arch='tiny', out_type='featmap',
-                                 out_indices=(5, 11), drop_path_rate=0.),
-    'DenseDeiT-Ti cls': dict(type='visattn_mm.DenseDeiT', arch='tiny', out_type='cls_token',
-                             drop_path_rate=0.),
-    'DenseSwin-T': dict(type='visattn_mm.DenseSwinTransformer', arch='tiny', drop_path_rate=0.,
-                        out_indices=(0, 1, 2, 3)),
-    'PSLT-tiny': dict(type='visattn_mm.PSLT', arch='tiny', drop_path_rate=0.,
-                      out_indices=(0, 1, 2, 3)),
-    'FCViT-tiny': dict(type='visattn_mm.FCViT', arch='tiny', drop_path_rate=0.,
-                       out_indices=(0, 1, 2, 3)),
+    **_vit('DenseDeiT-Ti', 'visattn_mm.DenseDeiT'),
+    'DenseSwin-T': _four_stages('visattn_mm.DenseSwinTransformer'),
+    'PSLT-tiny': _four_stages('visattn_mm.PSLT'),
+    'FCViT-tiny': _four_stages('visattn_mm.FCViT'),
 }
 
 
