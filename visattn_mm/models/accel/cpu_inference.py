@@ -22,7 +22,10 @@ made it (all memory bound; docs/speed.md). At inference these passes can go:
   never allocated.
 
 Each form equals its plain module to float rounding (~1e-7 relative); ``tests/models/accel``
-holds them to that.
+holds them to that. Two facts about the models live here, named by class: which blocks treat
+images independently (``IMAGE_CHUNKED_BLOCKS``) and which conv units feed one another
+(``CONV_CHAINS``). Where a unit leaves its BN to the next 1x1 unit, a forward hook on that unit
+alone sees its output before the BN; the block's output is the same.
 """
 import math
 from typing import Callable, Dict, Optional, Tuple
