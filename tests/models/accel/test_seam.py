@@ -104,3 +104,20 @@ def test_packed_and_folded_weights_outlive_mode_switches(monkeypatch, one_thread
         assert len(packs) == first + 1
         clone = copy.deepcopy(model)
         torch.testing.assert_close(clone(x), model(x))
+
+
+def test_a_model_with_forms_is_freed_without_the_cycle_collector(one_thread):
+    """Forms hold their module weakly: dropping the last reference frees the model at once."""
+    import gc
+    import weakref
+    gc.disable()
+    try:
+        model = build('PSLT').eval()
+        assert {accel.form_of(m) for m in model.modules()} - {None}
+        with torch.no_grad():
+            model(torch.randn(1, 3, 64, 64))
+        ref = weakref.ref(model)
+        del model
+        assert ref() is None
+    finally:
+        gc.enable()

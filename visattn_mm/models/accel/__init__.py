@@ -26,6 +26,7 @@ measured.
 """
 import contextlib
 import os
+import weakref
 from typing import Callable, Iterator, List, Optional
 
 import torch
@@ -35,10 +36,11 @@ from ...compat import is_autocast_enabled, is_compiling
 
 _ENABLED = os.environ.get('VISATTN_ACCEL', '1') != '0'
 
-# form pickers, asked in order for each module; each returns a form or None. A form is a
-# callable that stands in for the module's method named by its ``replaces`` (``forward`` unless
-# it says otherwise). Filled by the submodules below.
-_PICKERS: List[Callable[[nn.Module], Optional[Callable]]] = []
+# form pickers, asked in order for each module (parents before their children) with a dict
+# shared by one walk; each returns a form or None. A form is a callable that stands in for the
+# module's method named by its ``replaces`` (``forward`` unless it says otherwise). Filled by
+# the submodules below.
+_PICKERS: List[Callable[[nn.Module, dict], Optional[Callable]]] = []
 
 
 def enabled() -> bool:
@@ -85,9 +87,21 @@ class Form:
     replaces = 'forward'
 
     def __init__(self, module: nn.Module) -> None:
-        self.module = module
+        # weakly: a module that held its form and the form it would be a reference cycle, whose
+        # memory only the cyclic garbage collector frees
+        self._module = weakref.ref(module)
         # what a form derives from the weights, kept with the module across mode switches
         self.cache = module.__dict__.setdefault('_accel_cache', FormCache())
+
+    @property
+    def module(self) -> nn.Module:
+        return self._module()
+
+    def __getstate__(self) -> dict:  # (copies and pickles: the copy's module, strongly)
+        return dict(self.__dict__, _module=self.module)
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, _module=weakref.ref(state['_module']))
 
     def plain(self, *args, **kwargs):
         return getattr(type(self.module), self.replaces)(self.module, *args, **kwargs)
@@ -126,12 +140,13 @@ def channels_last_on(device: torch.device) -> bool:
 def select(root: nn.Module) -> None:
     """Give every module under ``root`` the form its mode, device and dtype call for now, or
     its plain forward."""
+    context: dict = {}  # what pickers tell one another during this walk
     for module in root.modules():
         old = module.__dict__.pop('_accel_form', None)
         if old is not None:
             del module.__dict__[old.replaces]
         for pick in _PICKERS:
-            form = pick(module)
+            form = pick(module, context)
             if form is not None:
                 # an instance attribute, in front of the class's method
                 module.__dict__[form.replaces] = form

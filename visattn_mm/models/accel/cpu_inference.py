@@ -95,7 +95,7 @@ class PackedLinear(Form):
 
 
 @picker
-def _pick_linear(module: nn.Module) -> Optional[Form]:
+def _pick_linear(module: nn.Module, context: dict) -> Optional[Form]:
     if isinstance(module, Linear) and module.act in _POST_OPS and _inference_on_cpu(module):
         return PackedLinear(module)
     return None
@@ -191,16 +191,16 @@ def _unit_fusable(unit: nn.Module) -> bool:
 
 
 @picker
-def _pick_conv_unit(module: nn.Module) -> Optional[Form]:
+def _pick_conv_unit(module: nn.Module, context: dict) -> Optional[Form]:
     if not _unit_fusable(module):
         return None
-    return FusedConvUnit(module, *_chain_neighbours(module))
+    return FusedConvUnit(module, *_chain_neighbours(module, context))
 
 
-def _chain_neighbours(unit: nn.Module) -> Tuple[Optional[nn.Module], bool]:
+def _chain_neighbours(unit: nn.Module, context: dict) -> Tuple[Optional[nn.Module], bool]:
     """(the unit before ``unit`` whose BN folds into it, whether ``unit`` leaves its own BN to
     the next unit), from the chain of its block (``CONV_CHAINS``)."""
-    chain = unit.__dict__.get('_accel_chain')
+    chain = context.get(('chain', id(unit)))
     if chain is None:
         return None, False
     before, after = chain
@@ -216,15 +216,15 @@ def _defers(unit: nn.Module, following: nn.Module) -> bool:
 
 
 @picker
-def _mark_chains(module: nn.Module) -> None:
+def _mark_chains(module: nn.Module, context: dict) -> None:
     """Tell the units of a block in ``CONV_CHAINS`` their neighbours (blocks come before their
     units in ``modules()``). Gives no form itself."""
     names = CONV_CHAINS.get(type(module).__name__)
     if names is not None:
         units = [getattr(module, name) for name in names]
         for i, unit in enumerate(units):
-            unit.__dict__['_accel_chain'] = (units[i - 1] if i else None,
-                                             units[i + 1] if i + 1 < len(units) else None)
+            context['chain', id(unit)] = (units[i - 1] if i else None,
+                                          units[i + 1] if i + 1 < len(units) else None)
     return None
 
 
@@ -237,7 +237,7 @@ class FusedConvGelu(Form):
 
 
 @picker
-def _pick_conv_gelu(module: nn.Module) -> Optional[Form]:
+def _pick_conv_gelu(module: nn.Module, context: dict) -> Optional[Form]:
     if isinstance(module, ConvGelu) and _inference_on_cpu(module) and _plain_geometry(module):
         return FusedConvGelu(module)
     return None
@@ -262,7 +262,7 @@ class ImageChunks(Form):
 
 
 @picker
-def _pick_image_chunks(module: nn.Module) -> Optional[Form]:
+def _pick_image_chunks(module: nn.Module, context: dict) -> Optional[Form]:
     if type(module).__name__ in IMAGE_CHUNKED_BLOCKS and _inference_on_cpu(module):
         return ImageChunks(module)
     return None
@@ -311,7 +311,7 @@ def _ffn_activation(ffn: FFN) -> Optional[str]:
 
 
 @picker
-def _pick_ffn(module: nn.Module) -> Optional[Form]:
+def _pick_ffn(module: nn.Module, context: dict) -> Optional[Form]:
     if isinstance(module, FFN) and module.add_identity and _inference_on_cpu(module):
         act = _ffn_activation(module)
         if act is not None:

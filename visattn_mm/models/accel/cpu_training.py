@@ -82,7 +82,7 @@ def is_large_depthwise(conv: nn.Module) -> bool:
 
 
 @picker
-def _pick_depthwise(module: nn.Module) -> Optional[DepthwiseWeightGrad]:
+def _pick_depthwise(module: nn.Module, context: dict) -> Optional[DepthwiseWeightGrad]:
     if is_large_depthwise(module) and module.weight.device.type == 'cpu':
         return DepthwiseWeightGrad(module)
     return None

@@ -212,7 +212,7 @@ class BankedDenseValues(Form):
 
 
 @picker
-def _pick_cross_layer(module: nn.Module):
+def _pick_cross_layer(module: nn.Module, context: dict):
     if isinstance(module, BroadAttention):
         return SummedBroadAttention(module)
     if isinstance(module, DenseValueStore):
