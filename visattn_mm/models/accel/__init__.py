@@ -32,7 +32,8 @@ from typing import Callable, Iterator, List, Optional
 import torch
 from torch import nn
 
-from ...compat import is_autocast_enabled, is_compiling
+from ...compat import is_autocast_enabled
+from ..layers import records_graph
 
 _ENABLED = os.environ.get('VISATTN_ACCEL', '1') != '0'
 
@@ -69,7 +70,7 @@ def plain_call(x: torch.Tensor) -> bool:
     """Whether a form must run the plain forward for this call: forms are off, or autograd,
     a tracer, the compiler or autocast records it, or x is not fp32."""
     return (not _ENABLED or torch.is_grad_enabled() or x.dtype != torch.float32
-            or torch.jit.is_tracing() or is_compiling() or is_autocast_enabled(x.device.type))
+            or records_graph() or is_autocast_enabled(x.device.type))
 
 
 class FormCache(dict):
@@ -116,7 +117,7 @@ class Form:
         raise NotImplementedError
 
 
-def picker(fn: Callable[[nn.Module], Optional[Callable]]) -> Callable:
+def picker(fn: Callable[[nn.Module, dict], Optional[Callable]]) -> Callable:
     """Register a form picker (see ``_PICKERS``)."""
     _PICKERS.append(fn)
     return fn

@@ -28,7 +28,7 @@ images independently (``IMAGE_CHUNKED_BLOCKS``) and which conv units feed one an
 alone sees its output before the BN; the block's output is the same.
 """
 import math
-from typing import Callable, Dict, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -318,6 +318,3 @@ def _pick_ffn(module: nn.Module, context: dict) -> Optional[Form]:
             return ChunkedFFN(module, act)
     return None
 
-
-FORMS: Tuple[Callable, ...] = (PackedLinear, FusedConvUnit, FusedConvGelu, ImageChunks,
-                               ChunkedFFN)

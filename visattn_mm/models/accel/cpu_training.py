@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...compat import is_compiling
+from ..layers import records_graph
 from . import Form, enabled, picker
 
 MIN_KERNEL = 5  # the smallest kernel side that takes the swapped weight gradient
@@ -67,7 +67,7 @@ class DepthwiseWeightGrad(Form):
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         conv = self.module
         if (enabled() and torch.is_grad_enabled() and conv.weight.requires_grad and x.dim() == 4
-                and not torch.jit.is_tracing() and not is_compiling()):
+                and not records_graph()):
             return _DepthwiseConvFunction.apply(x, conv.weight, conv.bias, conv.stride,
                                                 conv.padding)
         return self.plain(x)

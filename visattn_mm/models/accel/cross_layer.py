@@ -13,14 +13,14 @@ from typing import List, Optional, Tuple
 import torch
 from torch import nn
 
-from ...compat import is_compiling
-from ..layers import QKV, BroadAttention, BroadInputs, DenseValues, DenseValueStore
+from ..layers import (QKV, BroadAttention, BroadInputs, DenseValues, DenseValueStore,
+                      records_graph)
 from ..layers.attention import _attend_and_pool
 from . import Form, enabled, picker
 
 
 def _records_autograd() -> bool:
-    return torch.is_grad_enabled() or torch.jit.is_tracing() or is_compiling()
+    return torch.is_grad_enabled() or records_graph()
 
 
 class BroadAttentionSum(BroadInputs):
@@ -206,7 +206,7 @@ class BankedDenseValues(Form):
 
     def __call__(self, capacity: int, checkpointing: bool = False) -> DenseValues:
         if not enabled() or torch.is_grad_enabled() and (
-                checkpointing or torch.jit.is_tracing() or is_compiling()):
+                checkpointing or records_graph()):
             return self.plain(capacity, checkpointing)
         return DenseValueBank(capacity)
 

@@ -13,10 +13,17 @@ import torch
 import torch.nn.functional as F
 from mmpretrain.models.utils import resize_pos_embed as _mmp_resize_pos_embed
 
+from ...compat import is_compiling
+
 
 def is_tracing() -> bool:
     """Whether a tracer records this forward (TorchScript-based ONNX export, ``jit.trace``)."""
     return torch.jit.is_tracing()
+
+
+def records_graph() -> bool:
+    """Whether a tracer or the compiler (dynamo) records this forward as a graph."""
+    return is_tracing() or is_compiling()
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int, dims: Sequence[int] = (-2, -1)

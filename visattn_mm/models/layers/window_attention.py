@@ -23,10 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...compat import is_compiling
 from .attention import scaled_dot_product, use_fused_attn
 from .units import Linear
-from .tracing import is_tracing
+from .tracing import is_tracing, pad_to_multiple, records_graph
 
 # Masked logits get -inf, so their softmax weight is exactly 0. The released Swin and PSLT use
 # -100, whose weight ~4e-44 is a denormal float: every matmul over the attention weights (and
@@ -144,7 +143,7 @@ class ShiftMaskCache:
 
     def __call__(self, height: int, width: int, window_size: int, shift: int,
                  device: torch.device) -> torch.Tensor:
-        if is_tracing() or is_compiling():
+        if records_graph():
             return shift_window_mask(height, width, window_size, shift, device)
         key = (height, width, window_size, shift, device)
         if key != self.key:
@@ -406,11 +405,8 @@ class ShiftWindowMSA(nn.Module):
         ws, shift = self.window_and_shift(H, W)
 
         # pad right/bottom to whole windows (the pad is not masked, as in Swin for detection)
-        pad_b, pad_r = (-H) % ws, (-W) % ws
-        maps = [x] if v is None else [x, v]
-        if pad_b or pad_r or is_tracing():  # (traced: the pad follows the input's size)
-            maps = [F.pad(t, (0, 0, 0, pad_r, 0, pad_b)) for t in maps]  # (B, Hp, Wp, C)
-        Hp, Wp = H + pad_b, W + pad_r
+        maps = [pad_to_multiple(t, ws, dims=(-3, -2)) for t in ([x] if v is None else [x, v])]
+        Hp, Wp = maps[0].shape[1:3]  # (B, Hp, Wp, C) each
 
         mask = None
         if shift:
@@ -424,6 +420,6 @@ class ShiftWindowMSA(nn.Module):
 
         if shift:
             out = torch.roll(out, shifts=(-shift, -shift), dims=(1, 2))
-        if pad_b or pad_r or is_tracing():
+        if (Hp, Wp) != (H, W) or is_tracing():  # (traced: the crop follows the input's size)
             out = out[:, :H, :W, :].contiguous()
         return out
